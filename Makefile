@@ -1,0 +1,31 @@
+# Every target sets itself up: a virtual environment with the pinned dependencies, in .venv.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TESSY_HOME ?= $(CURDIR)/.tessy
+export DAGSTER_HOME ?= $(CURDIR)/.tessy/dagster_home
+export TESSY_PROFILE ?= toy
+
+.PHONY: demo test ui clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+$(DAGSTER_HOME):
+	mkdir -p $(DAGSTER_HOME)
+
+demo: $(STAMP) | $(DAGSTER_HOME)
+	$(BIN)/python -m tessy_dagster.demo --report $(TESSY_HOME)/demo_report.json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+ui: $(STAMP) | $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) .tessy

@@ -1,0 +1,45 @@
+"""What the thin assets share: upstream lookups, reuse of unchanged artifacts, results with data versions."""
+
+from __future__ import annotations
+
+from dagster import DataVersion, MaterializeResult, MetadataValue
+
+from tessy_dagster.storage import build_artifact, read_manifest, reusable_manifest
+
+OWNERS = ["team:tessy"]
+
+
+def upstream(config, asset: str, partition: str | None = None) -> dict:
+    """An upstream artifact's folder and content digest, from its key and partition (never "the newest")."""
+    folder = config.dir(asset, partition)
+    return {"dir": str(folder), "digest": read_manifest(folder)["digest"]}
+
+
+def result_from_manifest(manifest: dict, out_dir, reused: bool) -> MaterializeResult:
+    metadata = {k: v for k, v in manifest["metrics"].items() if isinstance(v, (int, float))}
+    metadata.update(path=MetadataValue.path(str(out_dir)), digest=manifest["digest"], reused=reused)
+    return MaterializeResult(metadata=metadata, data_version=DataVersion(manifest["digest"]))
+
+
+def materialize_heavy(context, config, launcher, *, asset: str, partition: str | None, step: str, inputs: dict,
+                      settings: dict, code_version: str, **extra) -> MaterializeResult:
+    """Launch a heavy step, unless the artifact already exists for these exact inputs and settings."""
+    out_dir = config.dir(asset, partition)
+    manifest = reusable_manifest(out_dir, inputs, settings, code_version)
+    if manifest:
+        context.log.info(f"{out_dir} was built from these inputs and settings already: reusing it")
+        return result_from_manifest(manifest, out_dir, reused=True)
+    params = dict(out_dir=str(out_dir), inputs=inputs, settings=settings, code_version=code_version, **extra)
+    return launcher.run(context, step, params)
+
+
+def materialize_local(context, config, *, asset: str, partition: str | None, inputs: dict, settings: dict,
+                      code_version: str, build) -> MaterializeResult:
+    """Build a light artifact in-process with `build(tmp_dir) -> metrics`, reusing an unchanged one."""
+    out_dir = config.dir(asset, partition)
+    manifest = reusable_manifest(out_dir, inputs, settings, code_version)
+    reused = manifest is not None
+    if not reused:
+        manifest = build_artifact(out_dir, inputs=inputs, settings=settings, code_version=code_version, build=build)
+    context.log.info(f"{asset}: {'reused' if reused else 'wrote'} {out_dir}")
+    return result_from_manifest(manifest, out_dir, reused=reused)

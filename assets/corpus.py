@@ -1,0 +1,73 @@
+"""The SFT corpus per arm, guarded by a blocking Great Expectations suite over style-drift metrics."""
+
+import json
+
+import pandas as pd
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, asset
+
+from resources import TessyConfig
+from tessy_dagster.corpus.drift_check import DriftThresholds, validate_style_drift
+from tessy_dagster.corpus.filters import build_sft_corpus
+from tessy_dagster.storage import read_table
+
+from .common import OWNERS, materialize_local, upstream
+from .partitions import arm_partitions
+
+CODE_VERSION = "1"
+DRIFT_CHECK = "style_drift"
+DRIFT_REPORT = "drift_report.json"
+
+
+def drift_thresholds(tessy: TessyConfig, arm: str) -> DriftThresholds:
+    c = tessy.settings.corpus
+    return DriftThresholds(max_mean_teacher_token_share=c.max_mean_teacher_token_share.get(arm),
+                           max_mean_teacher_marker_rate=c.max_mean_teacher_marker_rate.get(arm),
+                           max_row_teacher_marker_rate=c.max_row_teacher_marker_rate.get(arm))
+
+
+def run_drift_suite(corpus_dir, thresholds: DriftThresholds):
+    """Validate the corpus' per-trace drift metrics and record the verdict beside the corpus."""
+    metrics = read_table(corpus_dir / "corpus.parquet").select(
+        ["teacher_token_share", "teacher_marker_rate", "student_marker_rate"]).to_pandas()
+    report = validate_style_drift(pd.DataFrame(metrics), thresholds)
+    verdict = {"success": report.success, "n_rows": report.n_rows,
+               "outcomes": [o.__dict__ for o in report.outcomes]}
+    (corpus_dir / DRIFT_REPORT).write_text(json.dumps(verdict, indent=2))
+    return report
+
+
+@asset(group_name="corpus", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
+       partitions_def=arm_partitions, deps=["cooperative_traces"],
+       check_specs=[AssetCheckSpec(DRIFT_CHECK, asset="sft_corpus", blocking=True,
+                                   description="Great Expectations suite over per-trace style-drift metrics")],
+       description="Filtered chat records (ended normally, within budget, answered) with per-trace drift metrics.")
+def sft_corpus(context: AssetExecutionContext, tessy: TessyConfig):
+    arm = context.partition_key
+    inputs = {"cooperative_traces": upstream(tessy, "cooperative_traces", arm)}
+    budget = tessy.settings.cooperate.max_student_tokens
+    result = materialize_local(
+        context, tessy, asset="sft_corpus", partition=arm, inputs=inputs, settings={"max_student_tokens": budget},
+        code_version=CODE_VERSION,
+        build=lambda out: build_sft_corpus(inputs["cooperative_traces"]["dir"] + "/traces.parquet",
+                                           out / "corpus.parquet", budget),
+    )
+    report = run_drift_suite(tessy.dir("sft_corpus", arm), drift_thresholds(tessy, arm))
+    check_metadata = {f"{o.name}.observed": o.observed for o in report.outcomes if o.observed is not None}
+    check_metadata.update({f"{o.name}.threshold": o.threshold for o in report.outcomes if o.threshold is not None})
+    check_metadata["failed_expectations"] = ", ".join(o.name for o in report.failed()) or "none"
+    return MaterializeResult(
+        metadata=result.metadata, data_version=result.data_version,
+        check_results=[AssetCheckResult(check_name=DRIFT_CHECK, passed=report.success,
+                                        severity=AssetCheckSeverity.ERROR, metadata=check_metadata)],
+    )
+
+
+def assert_corpus_passed_drift(corpus_dir) -> None:
+    """Training's own guard: refuse a corpus whose drift suite failed or never ran."""
+    path = corpus_dir / DRIFT_REPORT
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: materialize sft_corpus (which runs the drift suite) first")
+    verdict = json.loads(path.read_text())
+    if not verdict["success"]:
+        failed = [o["name"] for o in verdict["outcomes"] if not o["success"]]
+        raise RuntimeError(f"{corpus_dir}: the style-drift suite failed ({', '.join(failed)}); not training on it")

@@ -1,0 +1,4 @@
+from .launcher import StepLauncher
+from .settings import TessyConfig
+
+__all__ = ["StepLauncher", "TessyConfig"]

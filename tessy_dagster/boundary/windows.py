@@ -1,0 +1,58 @@
+"""Windows of whitespace-separated words, and the lexicon annotator that marks their style spans."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Window:
+    source_model: str  # "teacher" or "student": who wrote the response
+    response_id: str
+    start_word: int
+    text: str  # the original text from the first word's start to the last word's end
+
+
+def cut_windows(text: str, *, source_model: str, response_id: str, window_words: int, max_windows: int,
+                rng: random.Random) -> list[Window]:
+    """Up to `max_windows` distinct random windows of `window_words` words; shorter responses give none."""
+    words = list(_WORD.finditer(text))
+    if len(words) < window_words:
+        return []
+    starts = list(range(len(words) - window_words + 1))
+    chosen = sorted(rng.sample(starts, min(max_windows, len(starts))))
+    return [
+        Window(source_model, response_id, s, text[words[s].start():words[s + window_words - 1].end()])
+        for s in chosen
+    ]
+
+
+def lexicon_spans(text: str, lexicon: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Character spans (end exclusive) of every lexicon phrase in `text`, longest match first, no overlaps."""
+    taken = [False] * len(text)
+    spans = []
+    for phrase in sorted(set(lexicon), key=len, reverse=True):
+        for m in re.finditer(re.escape(phrase), text):
+            if not any(taken[m.start():m.end()]):
+                spans.append((m.start(), m.end()))
+                for i in range(m.start(), m.end()):
+                    taken[i] = True
+    return sorted(spans)
+
+
+def token_is_style(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    """1 where a token's first non-space character lies in a style span, or a span starts inside it."""
+    labels = []
+    for start, end in offsets:
+        style = any(s <= start < e or start <= s < max(end, start + 1) for s, e in spans)
+        labels.append(int(style))
+    return labels
+
+
+def shift_left(labels: list[int]) -> list[int]:
+    """Position j learns whether token j+1 is style; the last position has no target (-100)."""
+    return labels[1:] + [-100]

@@ -1,0 +1,225 @@
+"""The cooperative engine (TESSY Algorithm 1), batched: many sequences in flight, one call per role a round.
+
+Each round groups the live sequences by role, asks that role's model for at most k tokens each (one batched
+call), asks the boundary model where each chunk stops being the role's (one batched call), keeps the text
+up to the cut completed to the next whitespace, and hands the rest of the trace to the other role. The
+models share text, not token ids, so their tokenizers and chat formats may differ. The student starts and
+always writes the final answer. Finished slots are refilled from the queue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..settings import CooperateSettings
+
+OTHER = {"student": "teacher", "teacher": "student"}
+NORMAL_END = "end_of_thinking"
+
+
+@dataclass
+class _Sequence:
+    prompt_id: str
+    prompt: str
+    attempt: int = 1
+    role: str = "student"
+    text: str = ""
+    spans: list = field(default_factory=list)  # [text, author] pairs, merged while the author stays
+    switches: int = 0
+    rollback_tokens: int = 0
+    rounds: int = 0
+    fresh_turn: bool = True  # the role has just taken over (or the trace just started)
+    ended: str | None = None
+
+
+def complete_to_whitespace(chunk: str, cut: int) -> int:
+    """Where to cut `chunk` near `cut` so that no word is split and the kept text ends at a word's end.
+
+    A cut inside a word moves to the end of that word. The whitespace before the next word goes to the
+    next writer: byte-level BPE attaches a space to the word after it, so a handoff that ends in a space
+    would show the next model a token sequence it never saw in training."""
+    cut = max(0, min(cut, len(chunk)))
+    if 0 < cut < len(chunk) and not chunk[cut - 1].isspace() and not chunk[cut].isspace():
+        m = _WHITESPACE.search(chunk, cut)
+        cut = m.start() if m else len(chunk)
+    if cut < len(chunk):
+        cut = len(chunk[:cut].rstrip())
+    return cut
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+def has_repetition_loop(text: str, min_words: int, max_words: int, count: int) -> bool:
+    """True when the text ends in a fragment of min..max words repeated `count` times in a row."""
+    words = text.split()
+    for n in range(min_words, max_words + 1):
+        if n * count > len(words):
+            break
+        tail = words[-n:]
+        if all(words[-n * (i + 1):len(words) - n * i] == tail for i in range(1, count)):
+            return True
+    return False
+
+
+def _check_stops(seq: _Sequence, student_tokens: int, settings: CooperateSettings) -> None:
+    if seq.ended:
+        return
+    if student_tokens > settings.max_student_tokens:
+        seq.ended = "length_budget"
+    elif has_repetition_loop(seq.text, settings.repetition_min_words, settings.repetition_max_words,
+                             settings.repetition_count):
+        seq.ended = "repetition"
+    elif seq.rounds >= settings.max_rounds:
+        seq.ended = "max_rounds"
+
+
+class CooperativeEngine:
+    """Runs an arm over prompts. `models` maps role -> generator (HFGenerator interface); `boundary` has
+    `.cuts(contexts, chunks, roles)`; `provenance` is copied into every row."""
+
+    def __init__(self, models: dict, boundary, settings: CooperateSettings, provenance: dict,
+                 progress: Callable[[str], None] = print):
+        self.models, self.boundary, self.settings = models, boundary, settings
+        self.provenance, self.progress = provenance, progress
+        self.k = {"student": settings.student_chunk_tokens, "teacher": settings.teacher_chunk_tokens}
+
+    # --- tessy -------------------------------------------------------------------------------------
+    def run_tessy(self, prompts: list[tuple[str, str]]) -> list[dict]:
+        s = self.settings
+        chat = {role: {pid: self.models[role].chat_prompt(text) for pid, text in prompts}
+                for role in ("student", "teacher")}
+        queue = deque(_Sequence(pid, text) for pid, text in prompts)
+        active: list[_Sequence] = []
+        rows: list[dict] = []
+        thinking_done: list[_Sequence] = []
+        rounds = 0
+        while queue or active:
+            while queue and len(active) < s.batch_size:
+                active.append(queue.popleft())
+            for role in ("student", "teacher"):
+                group = [q for q in active if q.role == role and not q.ended]
+                if group:
+                    self._step(role, group, chat[role])
+            still = []
+            for q in active:
+                if q.ended == NORMAL_END:
+                    thinking_done.append(q)
+                elif q.ended:
+                    if q.attempt <= s.max_retries:  # a failed sample starts again from scratch
+                        queue.append(_Sequence(q.prompt_id, q.prompt, attempt=q.attempt + 1))
+                    else:
+                        rows.append(self._row(q, "tessy", answer="", answer_reason="none"))
+                else:
+                    still.append(q)
+            active = still
+            rounds += 1
+            if rounds % 10 == 0:
+                self.progress(f"tessy round {rounds}: {len(active)} in flight, {len(queue)} queued, "
+                              f"{len(thinking_done) + len(rows)}/{len(prompts)} done")
+        rows.extend(self._answers(thinking_done, "tessy"))
+        return rows
+
+    def _step(self, role: str, group: list[_Sequence], chat: dict) -> None:
+        model = self.models[role]
+        outs = model.generate([chat[q.prompt_id] + q.text for q in group], self.k[role], self.settings.sampling,
+                              stop_at_think_end=True)
+        cuts = self.boundary.cuts([q.text for q in group], [o.text for o in outs], [role] * len(group))
+        for q, out, cut in zip(group, outs, cuts):
+            q.rounds += 1
+            chunk = out.text
+            if not chunk.strip() and out.finish_reason == "length":
+                q.ended = "empty_reply"
+                continue
+            cut = complete_to_whitespace(chunk, cut)
+            if q.fresh_turn and not chunk[:cut].strip():
+                # The other role's span was cut right here, so this position is ours: keep at least one
+                # word, which also guarantees progress.
+                lead = len(chunk) - len(chunk.lstrip())
+                cut = complete_to_whitespace(chunk, lead + 1)
+            kept = chunk[:cut]
+            if kept:
+                if q.spans and q.spans[-1][1] == role:
+                    q.spans[-1][0] += kept
+                else:
+                    q.spans.append([kept, role])
+                q.text += kept
+            if cut < len(chunk):
+                q.rollback_tokens += model.count_tokens([chunk[cut:]])[0]
+                q.role = OTHER[role]
+                q.switches += 1
+                q.fresh_turn = True
+            else:
+                q.fresh_turn = False
+            if cut == len(chunk) and out.finish_reason in ("think_end", "stop"):
+                q.ended = NORMAL_END
+        student_counts = self.models["student"].count_tokens([q.text for q in group])
+        for q, n in zip(group, student_counts):
+            _check_stops(q, n, self.settings)
+
+    # --- teacher_only ----------------------------------------------------------------------------
+    def run_teacher_only(self, prompts: list[tuple[str, str]]) -> list[dict]:
+        """The baseline: the teacher writes the whole thinking trace and the answer."""
+        s, teacher = self.settings, self.models["teacher"]
+        pending = [_Sequence(pid, text, role="teacher") for pid, text in prompts]
+        done, rows = [], []
+        while pending:
+            outs = teacher.generate([teacher.chat_prompt(q.prompt) for q in pending], s.max_student_tokens,
+                                    s.sampling, stop_at_think_end=True)
+            counts = self.models["student"].count_tokens([o.text for o in outs])
+            retry = []
+            for q, out, n in zip(pending, outs, counts):
+                q.text, q.spans, q.rounds = out.text, [[out.text, "teacher"]], 1
+                if not out.text.strip():
+                    q.ended = "empty_reply"
+                elif out.finish_reason == "length":
+                    q.ended = "length_budget"
+                else:
+                    _check_stops(q, n, s)
+                    q.ended = q.ended or NORMAL_END
+                if q.ended == NORMAL_END:
+                    done.append(q)
+                elif q.attempt <= s.max_retries:
+                    retry.append(_Sequence(q.prompt_id, q.prompt, attempt=q.attempt + 1, role="teacher"))
+                else:
+                    rows.append(self._row(q, "teacher_only", answer="", answer_reason="none"))
+            pending = retry
+            self.progress(f"teacher_only: {len(done) + len(rows)}/{len(prompts)} done, {len(pending)} to retry")
+        rows.extend(self._answers(done, "teacher_only", answer_role="teacher"))
+        return rows
+
+    # --- answers and rows ------------------------------------------------------------------------
+    def _answers(self, seqs: list[_Sequence], arm: str, answer_role: str = "student") -> list[dict]:
+        """The final answer, written by `answer_role` after the closed thinking section."""
+        model = self.models[answer_role]
+        prompts = [model.chat_prompt(q.prompt) + q.text.strip() + "\n</think>\n\n" for q in seqs]
+        outs = model.generate(prompts, self.settings.max_answer_tokens, self.settings.sampling,
+                              stop_at_think_end=False)
+        return [self._row(q, arm, answer=o.text.strip(), answer_reason=o.finish_reason, answer_role=answer_role)
+                for q, o in zip(seqs, outs)]
+
+    def _row(self, q: _Sequence, arm: str, *, answer: str, answer_reason: str, answer_role: str = "student") -> dict:
+        thinking = q.text.strip()
+        lead = len(q.text) - len(q.text.lstrip())
+        spans, offset = [], -lead
+        for text, author in q.spans:
+            start, end = max(0, offset), min(len(thinking), offset + len(text))
+            offset += len(text)
+            if end > start:
+                spans.append({"text": thinking[start:end], "author": author, "start": start, "end": end})
+        by_author = {r: [sp["text"] for sp in spans if sp["author"] == r] for r in ("teacher", "student")}
+        student_counts = {r: sum(self.models["student"].count_tokens(t)) for r, t in by_author.items()}
+        own_counts = {r: sum(self.models[r].count_tokens(t)) for r, t in by_author.items()}
+        return {
+            "prompt_id": q.prompt_id, "arm": arm, "prompt": q.prompt, "thinking": thinking, "answer": answer,
+            "spans": spans,
+            "n_tokens_student": student_counts["student"], "n_tokens_teacher": student_counts["teacher"],
+            "n_tokens_total": student_counts["student"] + student_counts["teacher"],
+            "n_own_tokens_student": own_counts["student"], "n_own_tokens_teacher": own_counts["teacher"],
+            "n_switches": q.switches, "rollback_tokens": q.rollback_tokens, "rounds": q.rounds,
+            "ended": q.ended or "unfinished", "answer_finish_reason": answer_reason, "answer_author": answer_role,
+            "attempts": q.attempt, **self.provenance,
+        }

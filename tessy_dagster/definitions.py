@@ -1,0 +1,38 @@
+"""The one place that assembles assets and resources into Definitions (the Dagster code location).
+
+Settings come from the environment: TESSY_PROFILE (toy | micro), TESSY_SETTINGS (a JSON overrides file),
+TESSY_HOME (the artifact root).
+"""
+
+import os
+
+from dagster import AssetSelection, Definitions, define_asset_job, load_assets_from_modules
+
+from assets import boundary, corpus, evaluation, synthesis, toyworld, training
+from assets.partitions import arm_partitions, score_partitions
+from resources import StepLauncher, TessyConfig
+
+all_assets = load_assets_from_modules([toyworld, boundary, synthesis, corpus, training, evaluation])
+
+inputs_and_boundary = AssetSelection.groups("inputs", "boundary")
+arm_assets = AssetSelection.assets("cooperative_traces", "sft_corpus", "student_checkpoint")
+
+defs = Definitions(
+    assets=all_assets,
+    jobs=[
+        define_asset_job("build_inputs_and_boundary", selection=inputs_and_boundary,
+                         description="Toy world inputs, boundary dataset and boundary model."),
+        define_asset_job("synthesize_and_train", selection=arm_assets, partitions_def=arm_partitions,
+                         description="One arm: traces, corpus (drift-checked), fine-tuned student."),
+        define_asset_job("score", selection=AssetSelection.assets("benchmark_scores"),
+                         partitions_def=score_partitions, description="Score one model on the benchmark."),
+    ],
+    resources={
+        "tessy": TessyConfig(
+            profile=os.environ.get("TESSY_PROFILE", "toy"),
+            overrides_file=os.environ.get("TESSY_SETTINGS", ""),
+            home=os.environ.get("TESSY_HOME", ".tessy"),
+        ),
+        "launcher": StepLauncher(),
+    },
+)

@@ -1,0 +1,78 @@
+"""The pyarrow schema of every table the platform writes, in one place."""
+
+import pyarrow as pa
+
+_i32 = pa.int32()
+
+PROBLEMS = pa.schema([
+    ("problem_id", pa.string()),
+    ("prompt", pa.string()),
+    ("n_steps", _i32),
+    ("steps", pa.string()),  # JSON list of [op, k]
+    ("test_inputs", pa.list_(pa.int64())),
+    ("test_outputs", pa.list_(pa.int64())),
+])
+
+SPAN = pa.struct([("text", pa.string()), ("author", pa.string()), ("start", _i32), ("end", _i32)])
+STYLE_SPAN = pa.struct([("start", _i32), ("end", _i32)])
+
+BOUNDARY_WINDOWS = pa.schema([
+    ("window_id", pa.string()),
+    ("source_model", pa.string()),
+    ("response_id", pa.string()),
+    ("start_word", _i32),
+    ("text", pa.string()),
+    ("annotator", pa.string()),
+    ("style_spans", pa.list_(STYLE_SPAN)),
+])
+
+TRACES = pa.schema([
+    ("prompt_id", pa.string()),
+    ("arm", pa.string()),
+    ("prompt", pa.string()),
+    ("thinking", pa.string()),
+    ("answer", pa.string()),
+    ("spans", pa.list_(SPAN)),
+    ("n_tokens_student", _i32),  # tokens written by the student, counted by the student's tokenizer
+    ("n_tokens_teacher", _i32),  # tokens written by the teacher, counted by the student's tokenizer
+    ("n_tokens_total", _i32),
+    ("n_own_tokens_student", _i32),  # the same spans counted by each author's own tokenizer
+    ("n_own_tokens_teacher", _i32),
+    ("n_switches", _i32),
+    ("rollback_tokens", _i32),  # generated, then cut at a boundary (author's tokens)
+    ("rounds", _i32),
+    ("ended", pa.string()),  # end_of_thinking | length_budget | repetition | empty_reply | max_rounds
+    ("answer_finish_reason", pa.string()),  # stop | length | none (no answer written)
+    ("answer_author", pa.string()),
+    ("attempts", _i32),
+    ("seed", pa.int64()),
+    ("sampling", pa.string()),
+    ("teacher_digest", pa.string()),
+    ("student_digest", pa.string()),
+    ("boundary_digest", pa.string()),
+])
+
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+
+SFT_CORPUS = pa.schema([
+    ("prompt_id", pa.string()),
+    ("messages", pa.list_(MESSAGE)),
+    ("n_tokens_total", _i32),
+    ("teacher_token_share", pa.float64()),
+    ("teacher_marker_rate", pa.float64()),
+    ("student_marker_rate", pa.float64()),
+])
+
+SCORES = pa.schema([
+    ("problem_id", pa.string()),
+    ("n_steps", _i32),
+    ("thinking", pa.string()),
+    ("answer", pa.string()),
+    ("finish_reason", pa.string()),
+    ("status", pa.string()),
+    ("n_passed", _i32),
+    ("n_tests", _i32),
+    ("passed", pa.bool_()),
+    ("teacher_marker_rate", pa.float64()),
+    ("student_marker_rate", pa.float64()),
+])

@@ -1,0 +1,178 @@
+"""Typed settings of every stage, validated where they enter.
+
+Two built-in profiles: `toy` (the demo: minutes on two cores) and `micro` (the tests: seconds).
+A JSON file of overrides, nested like `TessySettings`, may adjust either; a bad value fails at once
+with pydantic's message, which names the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ARMS = ("tessy", "teacher_only")
+SCORED_ARMS = ("teacher", "base", "teacher_only", "tessy")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelShape(_Strict):
+    architecture: Literal["llama", "qwen3"]
+    hidden_size: int = Field(128, ge=8)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    vocab_size: int = Field(500, ge=300)
+
+
+class ToyWorldSettings(_Strict):
+    seed: int = 0
+    n_train_problems: int = Field(20000, ge=10)
+    n_heldout_per_steps: int = Field(100, ge=2)  # held-out problems per step count (1, 2, 3)
+    n_prompts: int = Field(1000, ge=4)  # task prompts for the cooperative stage
+    n_tests: int = Field(8, ge=1)
+    test_range: int = Field(50, ge=5)  # hidden tests draw x from [-test_range, test_range]
+    teacher: ModelShape = ModelShape(architecture="llama", vocab_size=500)
+    student: ModelShape = ModelShape(architecture="qwen3", vocab_size=560)
+    teacher_step_mix: tuple[float, float, float] = (0.2, 0.3, 0.5)
+    student_step_mix: tuple[float, float, float] = (0.4, 0.6, 0.0)
+    foreign_marker_share: float = Field(0.1, ge=0, le=1)  # markers a model writes from the other's lexicon
+    train_seconds: float = Field(240.0, gt=0)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+
+
+class SamplingSettings(_Strict):
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.8, gt=0, le=1)
+    top_k: int = Field(20, ge=0)
+
+
+class BoundarySettings(_Strict):
+    n_traces_per_model: int = Field(400, ge=1)
+    window_words: int = Field(24, ge=4)
+    windows_per_response: int = Field(6, ge=1)
+    validation_share: float = Field(0.1, gt=0, lt=1)
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(2, ge=1)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    # Classifier tokens of context kept before a new chunk; keep context + chunk within the window length
+    # the classifier was trained on (toy: 24 words, about 50 tokens).
+    context_tokens: int = Field(32, ge=1)
+    seed: int = 0
+
+
+class CooperateSettings(_Strict):
+    student_chunk_tokens: int = Field(5, ge=1)  # k for the student (reference default 5)
+    teacher_chunk_tokens: int = Field(10, ge=1)  # k for the teacher (reference default 10)
+    max_student_tokens: int = Field(300, ge=8)  # length budget of a thinking trace, in student tokens
+    max_answer_tokens: int = Field(48, ge=4)
+    max_rounds: int = Field(200, ge=1)
+    max_retries: int = Field(2, ge=0)
+    batch_size: int = Field(64, ge=1)  # sequences in flight
+    repetition_min_words: int = Field(3, ge=1)
+    repetition_max_words: int = Field(50, ge=1)
+    repetition_count: int = Field(8, ge=2)
+    sampling: SamplingSettings = SamplingSettings()
+    seed: int = 0
+
+
+class CorpusSettings(_Strict):
+    # Drift thresholds per arm; None turns an expectation off. teacher_only is the control arm of the
+    # comparison: it is teacher-styled by construction, so only the structural expectations apply to it.
+    max_mean_teacher_token_share: dict[str, float | None] = {"tessy": 0.95, "teacher_only": None}
+    max_mean_teacher_marker_rate: dict[str, float | None] = {"tessy": 1.0, "teacher_only": None}
+    max_row_teacher_marker_rate: dict[str, float | None] = {"tessy": 5.0, "teacher_only": None}
+
+
+class SftSettings(_Strict):
+    epochs: int = Field(3, ge=1)
+    max_seconds: float = Field(300.0, gt=0)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    seed: int = 0
+
+
+class EvalSettings(_Strict):
+    sampling: SamplingSettings = SamplingSettings(temperature=0.6, top_p=0.95, top_k=20)
+    max_new_tokens: int = Field(256, ge=8)
+    batch_size: int = Field(64, ge=1)
+    timeout_s: float = Field(2.0, gt=0)
+    memory_mb: int = Field(256, ge=32)
+    seed: int = 0
+
+
+class TessySettings(_Strict):
+    profile: str = "toy"
+    toyworld: ToyWorldSettings = ToyWorldSettings()
+    boundary: BoundarySettings = BoundarySettings()
+    cooperate: CooperateSettings = CooperateSettings()
+    corpus: CorpusSettings = CorpusSettings()
+    sft: SftSettings = SftSettings()
+    evaluate: EvalSettings = EvalSettings()
+
+
+def _micro() -> dict:
+    tiny = {"hidden_size": 32, "num_layers": 2, "num_heads": 2}
+    return {
+        "profile": "micro",
+        "toyworld": {
+            "n_train_problems": 400,
+            "n_heldout_per_steps": 4,
+            "n_prompts": 8,
+            "n_tests": 4,
+            "teacher": {"architecture": "llama", "vocab_size": 400, **tiny},
+            "student": {"architecture": "qwen3", "vocab_size": 420, **tiny},
+            "train_seconds": 8.0,
+            "batch_size": 16,
+        },
+        "boundary": {"n_traces_per_model": 8, "epochs": 1, "hidden_size": 32, "num_layers": 1, "context_tokens": 32},
+        "cooperate": {"max_student_tokens": 120, "max_answer_tokens": 24, "max_rounds": 60, "batch_size": 8},
+        "sft": {"epochs": 1, "max_seconds": 10.0, "batch_size": 8},
+        "evaluate": {"max_new_tokens": 96},
+        # Micro models are barely trained, so their traces are noisy: loose gates that still fail on drift.
+        "corpus": {"max_mean_teacher_marker_rate": {"tessy": 10.0, "teacher_only": None},
+                   "max_row_teacher_marker_rate": {"tessy": 50.0, "teacher_only": None}},
+    }
+
+
+PROFILES = {"toy": dict, "micro": _micro}
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(profile: str = "toy", overrides_file: str | Path | None = None) -> TessySettings:
+    """Settings of a named profile, with the overrides of a JSON file applied on top."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown settings profile {profile!r}; choose one of {sorted(PROFILES)}")
+    data = PROFILES[profile]()
+    data.setdefault("profile", profile)
+    if overrides_file:
+        path = Path(overrides_file)
+        try:
+            overrides = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"settings overrides file {path}: {err}") from err
+        if not isinstance(overrides, dict):
+            raise ValueError(f"settings overrides file {path}: the top level must be a JSON object")
+        data = _merge(data, overrides)
+    try:
+        return TessySettings.model_validate(data)
+    except ValidationError as err:
+        source = f" (with overrides from {overrides_file})" if overrides_file else ""
+        raise ValueError(f"invalid settings for profile {profile!r}{source}:\n{err}") from err

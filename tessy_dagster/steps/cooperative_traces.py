@@ -1,0 +1,20 @@
+"""Heavy step: write one arm's thinking traces (TESSY cooperation, or the teacher alone)."""
+
+from ..cooperate.run import write_traces
+from ..settings import CooperateSettings
+from .runner import run_step
+
+
+def build(params, out_dir, progress):
+    inputs = params["inputs"]
+    return write_traces(
+        arm=params["arm"], teacher_dir=inputs["teacher_model"]["dir"], student_dir=inputs["student_model"]["dir"],
+        boundary_dir=inputs.get("boundary_model", {}).get("dir"), prompts_path=inputs["prompts"]["dir"] + "/prompts.parquet",
+        digests={name: value["digest"] for name, value in inputs.items()},
+        settings=CooperateSettings.model_validate(params["settings"]),
+        context_tokens=params["context_tokens"], out_dir=out_dir, progress=progress,
+    )
+
+
+if __name__ == "__main__":
+    run_step(build)

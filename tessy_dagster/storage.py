@@ -1,0 +1,128 @@
+"""The artifact store: one root folder, `ROOT/<asset>/<partition>/`, written atomically.
+
+Each artifact folder holds its files and a `manifest.json` (content digest, input digests, settings,
+code version, metrics). A folder is filled under a temporary name and renamed into place, so a crash
+never leaves a half-written artifact and the previous version stays intact until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+UNPARTITIONED = "all"
+MANIFEST = "manifest.json"
+
+
+def tessy_home() -> Path:
+    return Path(os.environ.get("TESSY_HOME", ".tessy")).resolve()
+
+
+def artifact_dir(home: str | Path, asset: str, partition: str | None = None) -> Path:
+    return Path(home) / asset / (partition or UNPARTITIONED)
+
+
+def digest_dir(path: str | Path) -> str:
+    """sha256 over the relative names and bytes of every file but the manifest, in a stable order."""
+    root = Path(path)
+    h = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
+        h.update(str(file.relative_to(root)).encode())
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def digest_json(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `target`; on success it replaces `target` in two renames."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_manifest(folder: str | Path, *, inputs: dict, settings: dict, metrics: dict, code_version: str) -> dict:
+    manifest = {
+        "digest": digest_dir(folder),
+        "inputs": inputs,
+        "settings": settings,
+        "code_version": code_version,
+        "fingerprint": fingerprint(inputs, settings, code_version),
+        "metrics": metrics,
+    }
+    (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    return manifest
+
+
+def fingerprint(inputs: dict, settings: dict, code_version: str) -> str:
+    """What an artifact was made from; equal fingerprints mean a rerun may reuse the artifact."""
+    return digest_json({"inputs": inputs, "settings": settings, "code_version": code_version})
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: materialize the asset that writes {Path(folder)} first")
+    return json.loads(path.read_text())
+
+
+def write_table(table: pa.Table, path: str | Path, schema: pa.Schema) -> None:
+    """Write a table after casting it to its declared schema (a mismatch fails here, by column name)."""
+    try:
+        table = table.select(schema.names).cast(schema)
+    except (KeyError, pa.ArrowInvalid, ValueError) as err:
+        raise ValueError(f"{path}: table does not match its schema: {err}") from err
+    pq.write_table(table, path)
+
+
+def read_table(path: str | Path) -> pa.Table:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: materialize the asset that writes it first")
+    return pq.read_table(path)
+
+
+def build_artifact(out_dir: str | Path, *, inputs: dict, settings: dict, code_version: str, build) -> dict:
+    """Fill a fresh folder with `build(tmp_dir) -> metrics`, write its manifest, move it into place."""
+    with atomic_dir(out_dir) as tmp:
+        metrics = build(tmp)
+        manifest = write_manifest(tmp, inputs=inputs, settings=settings, metrics=metrics, code_version=code_version)
+    return manifest
+
+
+def reusable_manifest(out_dir: str | Path, inputs: dict, settings: dict, code_version: str) -> dict | None:
+    """The existing artifact's manifest when it was made from exactly these inputs, settings and code."""
+    path = Path(out_dir) / MANIFEST
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text())
+    if manifest.get("fingerprint") != fingerprint(inputs, settings, code_version):
+        return None
+    if digest_dir(out_dir) != manifest.get("digest"):  # edited or damaged since: rebuild
+        return None
+    return manifest

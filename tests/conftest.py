@@ -1,0 +1,46 @@
+"""Shared fixtures: micro settings and a micro world (tiny teacher, student, boundary model) built once."""
+
+import os
+import random
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tessy_dagster.settings import load_settings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def micro():
+    return load_settings("micro")
+
+
+@pytest.fixture(scope="session")
+def micro_world(tmp_path_factory, micro):
+    """Prompts, benchmark, teacher, student and boundary model built by the engine (no Dagster)."""
+    from tessy_dagster.boundary.dataset import build_boundary_dataset, train_from_windows
+    from tessy_dagster.toyworld.models import build_toy_model
+    from tessy_dagster.toyworld.world import write_benchmark, write_prompts
+
+    root = tmp_path_factory.mktemp("micro_world")
+    quiet = lambda message: None  # noqa: E731
+    dirs = {name: root / name for name in ("prompts", "benchmark", "teacher", "student", "windows", "boundary")}
+    for d in dirs.values():
+        d.mkdir()
+    write_prompts(micro.toyworld, dirs["prompts"])
+    write_benchmark(micro.toyworld, dirs["benchmark"])
+    for role in ("teacher", "student"):
+        build_toy_model(role, micro.toyworld, dirs[role], quiet)
+    build_boundary_dataset(teacher_dir=dirs["teacher"], student_dir=dirs["student"],
+                           prompts_path=dirs["prompts"] / "prompts.parquet", settings=micro.boundary,
+                           out_dir=dirs["windows"], progress=quiet)
+    train_from_windows(windows_path=dirs["windows"] / "windows.parquet", tokenizer_dir=dirs["student"],
+                       settings=micro.boundary, out_dir=dirs["boundary"], progress=quiet)
+    return dirs
+
+
+@pytest.fixture
+def rng():
+    return random.Random(0)

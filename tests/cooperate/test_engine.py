@@ -1,0 +1,81 @@
+import pyarrow.parquet as pq
+import pytest
+
+from tessy_dagster.cooperate.engine import complete_to_whitespace, has_repetition_loop
+from tessy_dagster.cooperate.run import write_traces
+from tessy_dagster.settings import CooperateSettings
+
+
+def test_complete_to_whitespace_never_splits_a_word():
+    chunk = "abc defg hi"
+    assert complete_to_whitespace(chunk, 0) == 0
+    assert complete_to_whitespace(chunk, 4) == 3  # at a word start: the space goes to the next writer
+    assert complete_to_whitespace(chunk, 5) == 8  # inside "defg": to its end
+    assert complete_to_whitespace(chunk, 10) == 11  # inside the last word: to the chunk's end
+    assert complete_to_whitespace(chunk, 3) == 3  # right before a space
+    assert complete_to_whitespace("a.\n\nNow", 4) == 2  # a run of whitespace goes along too
+    assert complete_to_whitespace("abc ", 4) == 4  # a chunk kept whole stays whole
+
+
+def test_repetition_rule():
+    loop = "start " + "a b c " * 8
+    assert has_repetition_loop(loop, 3, 50, 8)
+    assert not has_repetition_loop("start " + "a b c " * 7, 3, 50, 8)
+    assert not has_repetition_loop("one two three four five six", 3, 50, 8)
+
+
+@pytest.fixture(scope="module")
+def traces(micro_world, micro, tmp_path_factory):
+    out = {}
+    for arm in ("tessy", "teacher_only"):
+        folder = tmp_path_factory.mktemp(arm)
+        metrics = write_traces(arm=arm, teacher_dir=micro_world["teacher"], student_dir=micro_world["student"],
+                               boundary_dir=micro_world["boundary"],
+                               prompts_path=micro_world["prompts"] / "prompts.parquet",
+                               digests={"teacher_model": "t", "student_model": "s", "boundary_model": "b"},
+                               settings=micro.cooperate, context_tokens=micro.boundary.context_tokens,
+                               out_dir=folder, progress=lambda m: None)
+        out[arm] = (metrics, pq.read_table(folder / "traces.parquet").to_pylist())
+    return out
+
+
+def test_every_prompt_gets_exactly_one_row(traces, micro):
+    for metrics, rows in traces.values():
+        assert len(rows) == micro.toyworld.n_prompts == metrics["traces"]
+        assert len({r["prompt_id"] for r in rows}) == len(rows)
+
+
+def test_spans_tile_the_thinking_and_token_counts_add_up(traces):
+    _, rows = traces["tessy"]
+    for r in rows:
+        end = 0
+        for span in r["spans"]:
+            assert span["start"] >= end and r["thinking"][span["start"]:span["end"]] == span["text"]
+            assert span["author"] in ("teacher", "student")
+            end = span["end"]
+        assert r["n_tokens_total"] == r["n_tokens_student"] + r["n_tokens_teacher"]
+        assert r["ended"] in ("end_of_thinking", "length_budget", "repetition", "empty_reply", "max_rounds")
+        assert r["answer_author"] == "student" and r["boundary_digest"] == "b"
+
+
+def test_the_student_opens_every_tessy_trace(traces):
+    _, rows = traces["tessy"]
+    opened = [r for r in rows if r["spans"]]
+    assert opened and all(r["spans"][0]["author"] == "student" for r in opened)
+
+
+def test_teacher_only_is_written_by_the_teacher(traces):
+    metrics, rows = traces["teacher_only"]
+    assert metrics["teacher_token_share"] == 1.0
+    assert all(r["n_tokens_student"] == 0 and r["n_switches"] == 0 for r in rows)
+    assert all(r["answer_author"] == "teacher" for r in rows)
+
+
+def test_tessy_needs_a_boundary_model(micro_world, micro, tmp_path):
+    with pytest.raises(ValueError, match="boundary model"):
+        write_traces(arm="tessy", teacher_dir=micro_world["teacher"], student_dir=micro_world["student"],
+                     boundary_dir=None, prompts_path=micro_world["prompts"] / "prompts.parquet", digests={},
+                     settings=CooperateSettings(), context_tokens=8, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown arm"):
+        write_traces(arm="teacher_mix", teacher_dir="", student_dir="", boundary_dir=None, prompts_path="",
+                     digests={}, settings=CooperateSettings(), context_tokens=8, out_dir=tmp_path)

@@ -1,0 +1,32 @@
+import pytest
+
+from tessy_dagster.storage import atomic_dir, build_artifact, digest_dir, read_manifest, reusable_manifest
+
+
+def test_a_failed_write_leaves_the_previous_artifact_intact(tmp_path):
+    target = tmp_path / "asset" / "all"
+    build_artifact(target, inputs={}, settings={"a": 1}, code_version="1",
+                   build=lambda d: (d / "x.txt").write_text("old") and {})
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "x.txt").write_text("half")
+            raise RuntimeError("crash")
+    assert (target / "x.txt").read_text() == "old"
+    assert [p.name for p in target.parent.iterdir()] == ["all"]  # no temporary folders left behind
+
+
+def test_manifest_digest_and_reuse(tmp_path):
+    target = tmp_path / "a"
+    manifest = build_artifact(target, inputs={"up": {"digest": "d"}}, settings={"s": 1}, code_version="1",
+                              build=lambda d: (d / "f").write_text("v") and {"n": 1})
+    assert manifest["digest"] == digest_dir(target) == read_manifest(target)["digest"]
+    assert reusable_manifest(target, {"up": {"digest": "d"}}, {"s": 1}, "1") is not None
+    assert reusable_manifest(target, {"up": {"digest": "other"}}, {"s": 1}, "1") is None
+    assert reusable_manifest(target, {"up": {"digest": "d"}}, {"s": 2}, "1") is None
+    (target / "f").write_text("tampered")
+    assert reusable_manifest(target, {"up": {"digest": "d"}}, {"s": 1}, "1") is None
+
+
+def test_missing_manifest_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="materialize"):
+        read_manifest(tmp_path / "nothing")
