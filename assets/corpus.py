@@ -1,8 +1,9 @@
 """The SFT corpus per arm, guarded by a blocking Great Expectations suite over style-drift metrics."""
 
+import dataclasses
 import json
+from pathlib import Path
 
-import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, asset
 
 from resources import TessyConfig
@@ -25,15 +26,24 @@ def drift_thresholds(tessy: TessyConfig, arm: str) -> DriftThresholds:
                            max_row_teacher_marker_rate=c.max_row_teacher_marker_rate.get(arm))
 
 
-def run_drift_suite(corpus_dir, thresholds: DriftThresholds):
-    """Validate the corpus' per-trace drift metrics and record the verdict beside the corpus."""
+def run_drift_suite(corpus_dir: Path, thresholds: DriftThresholds) -> dict:
+    """Validate the corpus' per-trace drift metrics; the verdict is saved beside the corpus, in the artifact."""
     metrics = read_table(corpus_dir / "corpus.parquet").select(
         ["teacher_token_share", "teacher_marker_rate", "student_marker_rate"]).to_pandas()
-    report = validate_style_drift(pd.DataFrame(metrics), thresholds)
+    report = validate_style_drift(metrics, thresholds)
     verdict = {"success": report.success, "n_rows": report.n_rows,
-               "outcomes": [o.__dict__ for o in report.outcomes]}
+               "outcomes": [dataclasses.asdict(o) for o in report.outcomes]}
     (corpus_dir / DRIFT_REPORT).write_text(json.dumps(verdict, indent=2))
-    return report
+    return verdict
+
+
+def drift_check_result(verdict: dict) -> AssetCheckResult:
+    metadata = {f"{o['name']}.observed": o["observed"] for o in verdict["outcomes"] if o["observed"] is not None}
+    metadata.update({f"{o['name']}.threshold": o["threshold"] for o in verdict["outcomes"]
+                     if o["threshold"] is not None})
+    metadata["failed_expectations"] = ", ".join(o["name"] for o in verdict["outcomes"] if not o["success"]) or "none"
+    return AssetCheckResult(check_name=DRIFT_CHECK, passed=verdict["success"], severity=AssetCheckSeverity.ERROR,
+                            metadata=metadata)
 
 
 @asset(group_name="corpus", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
@@ -45,21 +55,20 @@ def sft_corpus(context: AssetExecutionContext, tessy: TessyConfig):
     arm = context.partition_key
     inputs = {"cooperative_traces": upstream(tessy, "cooperative_traces", arm)}
     budget = tessy.settings.cooperate.max_student_tokens
-    result = materialize_local(
-        context, tessy, asset="sft_corpus", partition=arm, inputs=inputs, settings={"max_student_tokens": budget},
-        code_version=CODE_VERSION,
-        build=lambda out: build_sft_corpus(inputs["cooperative_traces"]["dir"] + "/traces.parquet",
-                                           out / "corpus.parquet", budget),
-    )
-    report = run_drift_suite(tessy.dir("sft_corpus", arm), drift_thresholds(tessy, arm))
-    check_metadata = {f"{o.name}.observed": o.observed for o in report.outcomes if o.observed is not None}
-    check_metadata.update({f"{o.name}.threshold": o.threshold for o in report.outcomes if o.threshold is not None})
-    check_metadata["failed_expectations"] = ", ".join(o.name for o in report.failed()) or "none"
-    return MaterializeResult(
-        metadata=result.metadata, data_version=result.data_version,
-        check_results=[AssetCheckResult(check_name=DRIFT_CHECK, passed=report.success,
-                                        severity=AssetCheckSeverity.ERROR, metadata=check_metadata)],
-    )
+    thresholds = drift_thresholds(tessy, arm)
+
+    def build(out: Path) -> dict:
+        stats = build_sft_corpus(inputs["cooperative_traces"]["dir"] + "/traces.parquet", out / "corpus.parquet",
+                                 budget)
+        verdict = run_drift_suite(out, thresholds)
+        return {**stats, "drift_suite_passed": int(verdict["success"])}
+
+    result = materialize_local(context, tessy, asset="sft_corpus", partition=arm, inputs=inputs,
+                               settings={"max_student_tokens": budget, "drift": dataclasses.asdict(thresholds)},
+                               code_version=CODE_VERSION, build=build)
+    verdict = json.loads((tessy.dir("sft_corpus", arm) / DRIFT_REPORT).read_text())
+    return MaterializeResult(metadata=result.metadata, data_version=result.data_version,
+                             check_results=[drift_check_result(verdict)])
 
 
 def assert_corpus_passed_drift(corpus_dir) -> None:

@@ -161,7 +161,7 @@ class BoundaryPredictor:
             first_chunk = next((i for i, (s, e) in enumerate(offsets) if s >= len(context) and e > s), len(ids))
             keep_from = max(0, first_chunk - self.context_tokens)
             rows.append((ids[keep_from:], first_chunk - keep_from,
-                         [s - len(context) for s, _ in offsets[first_chunk:]]))
+                         [(s - len(context), e - len(context)) for s, e in offsets[first_chunk:]]))
         if not rows:
             return []
         width = max(1, max(len(r[0]) for r in rows))
@@ -173,15 +173,17 @@ class BoundaryPredictor:
         with torch.no_grad():
             pred = self.model(input_ids=ids, attention_mask=attention).logits.argmax(-1).tolist()
         cuts = []
-        for (row_ids, first, char_starts), row_pred, role, chunk in zip(rows, pred, roles, chunks):
+        for (row_ids, first, spans), row_pred, role, chunk in zip(rows, pred, roles, chunks):
             keep = ROLE_KEEPS[role]
             cut = len(chunk)
-            for k, char_start in enumerate(char_starts):
+            for k, (start, end) in enumerate(spans):
                 position = first + k - 1  # the prediction for token t comes from position t-1
                 if position < 0:
                     continue  # no context yet: the opening token stays with the role that wrote it
+                if not chunk[max(0, start):end].strip():
+                    continue  # whitespace is never a boundary: it goes to whoever writes the next word
                 if row_pred[position] != keep:
-                    cut = max(0, char_start)
+                    cut = max(0, start)
                     break
             cuts.append(cut)
         return cuts

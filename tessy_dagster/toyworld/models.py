@@ -24,7 +24,7 @@ def causal_lm_config(shape: ModelShape, tokenizer, max_positions: int = 1024):
     from transformers import LlamaConfig, Qwen3Config
 
     common = dict(
-        vocab_size=len(tokenizer), hidden_size=shape.hidden_size, intermediate_size=shape.hidden_size * 2,
+        vocab_size=len(tokenizer), hidden_size=shape.hidden_size, intermediate_size=shape.hidden_size * 3,
         num_hidden_layers=shape.num_layers, num_attention_heads=shape.num_heads,
         num_key_value_heads=shape.num_heads, max_position_embeddings=max_positions, tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,

@@ -41,8 +41,9 @@ class Problem:
 
     @property
     def prompt(self) -> str:
-        parts = [PRIMITIVES[op][0].format(k=k) for op, k in self.steps]
-        return f"Write a Python function {FUNCTION_NAME}(x) that " + ", then ".join(parts) + "."
+        # Numbered steps: a model a few minutes old can look a step up by its number.
+        parts = [f"step {i} {PRIMITIVES[op][0].format(k=k)}" for i, (op, k) in enumerate(self.steps, start=1)]
+        return f"Write a Python function {FUNCTION_NAME}(x) that transforms x in order: " + ", then ".join(parts) + "."
 
     def expressions(self) -> list[str]:
         """The expression after each step; the last is the solution."""
