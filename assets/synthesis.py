@@ -7,7 +7,7 @@ from resources import StepLauncher, TessyConfig
 from .common import OWNERS, materialize_heavy, upstream
 from .partitions import arm_partitions
 
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 
 
 @asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,

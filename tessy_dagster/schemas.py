@@ -43,7 +43,7 @@ TRACES = pa.schema([
     ("rounds", _i32),
     ("ended", pa.string()),  # end_of_thinking | length_budget | repetition | empty_reply | max_rounds
     ("answer_finish_reason", pa.string()),  # stop | length | none (no answer written)
-    ("answer_author", pa.string()),
+    ("answer_author", pa.string()),  # student | teacher | none (no answer: the trace failed)
     ("attempts", _i32),
     ("seed", pa.int64()),
     ("sampling", pa.string()),

@@ -220,6 +220,7 @@ class CooperativeEngine:
             "n_tokens_total": student_counts["student"] + student_counts["teacher"],
             "n_own_tokens_student": own_counts["student"], "n_own_tokens_teacher": own_counts["teacher"],
             "n_switches": q.switches, "rollback_tokens": q.rollback_tokens, "rounds": q.rounds,
-            "ended": q.ended or "unfinished", "answer_finish_reason": answer_reason, "answer_author": answer_role,
+            "ended": q.ended or "unfinished", "answer_finish_reason": answer_reason,
+            "answer_author": answer_role if answer_reason != "none" else "none",
             "attempts": q.attempt, **self.provenance,
         }
