@@ -102,7 +102,8 @@ def test_a_drifting_corpus_is_stopped_before_training(graph, tmp_path):
     manifest["digest"] = digest_dir(manifest_path.parent)
     manifest_path.write_text(json.dumps(manifest))
     overrides = tmp_path / "strict.json"  # the toy profile's drift gates
-    overrides.write_text(json.dumps({"corpus": {"max_mean_teacher_marker_rate": {"tessy": 1.0},
+    overrides.write_text(json.dumps({"corpus": {"max_mean_teacher_token_share": {"tessy": 0.95},
+                                                "max_mean_teacher_marker_rate": {"tessy": 1.0},
                                                 "max_row_teacher_marker_rate": {"tessy": 5.0}}}))
     result = materialize(all_assets, selection=["sft_corpus", "student_checkpoint"], partition_key="tessy",
                          resources=_resources(drift_home, overrides), instance=DagsterInstance.ephemeral(),

@@ -64,12 +64,13 @@ def build_toy_model(role: str, settings: ToyWorldSettings, out_dir: str | Path,
     model = AutoModelForCausalLM.from_config(causal_lm_config(shape, tokenizer))
     n_params = sum(p.numel() for p in model.parameters())
     progress(f"{role}: {shape.architecture} model with {n_params / 1e6:.2f}M parameters; "
-             f"training for {settings.train_seconds:.0f} s")
+             f"training for {settings.train_seconds:.0f} s" +
+             (f" or {settings.train_steps} steps, whichever comes first" if settings.train_steps else ""))
     examples = encode_chats(tokenizer, records, MAX_TOKENS)
     report = train_causal_lm(
         model, examples, pad_id=tokenizer.pad_token_id, epochs=1000, max_seconds=settings.train_seconds,
         batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=settings.seed,
-        progress=progress,
+        progress=progress, max_steps=settings.train_steps,
     )
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id

@@ -60,6 +60,7 @@ class TrainReport:
 def train_causal_lm(
     model, examples: list[Example], *, pad_id: int, epochs: int, max_seconds: float, batch_size: int,
     learning_rate: float, seed: int, progress: Callable[[str], None] = print, log_every: int = 50,
+    max_steps: int | None = None,
 ) -> TrainReport:
     import torch
 
@@ -69,7 +70,7 @@ def train_causal_lm(
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
     steps_per_epoch = math.ceil(len(examples) / batch_size)
-    total_steps = steps_per_epoch * epochs
+    total_steps = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
     model.train()
     start, step, tokens, losses = time.monotonic(), 0, 0, []
     order: list[int] = []
