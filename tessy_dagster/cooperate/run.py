@@ -10,12 +10,10 @@ import pyarrow as pa
 
 from .. import schemas
 from ..boundary.model import BoundaryPredictor
-from ..settings import CooperateSettings
+from ..settings import ARMS, CooperateSettings
 from ..storage import read_table, write_table
 from .engine import CooperativeEngine
 from .generation import load_generator
-
-ARMS = ("tessy", "teacher_only")
 
 
 def write_traces(*, arm: str, teacher_dir, student_dir, boundary_dir, prompts_path, digests: dict,
