@@ -16,14 +16,18 @@ PROBLEMS = pa.schema([
 SPAN = pa.struct([("text", pa.string()), ("author", pa.string()), ("start", _i32), ("end", _i32)])
 STYLE_SPAN = pa.struct([("start", _i32), ("end", _i32)])
 
-BOUNDARY_WINDOWS = pa.schema([
+_WINDOW = [  # what every window records: where it came from and its text
     ("window_id", pa.string()),
     ("source_model", pa.string()),
     ("response_id", pa.string()),
     ("start_word", _i32),
     ("text", pa.string()),
     ("annotator", pa.string()),
-    ("style_spans", pa.list_(STYLE_SPAN)),
+]
+BOUNDARY_WINDOWS = pa.schema(_WINDOW + [("style_spans", pa.list_(STYLE_SPAN))])
+BOUNDARY_REJECTED = pa.schema(_WINDOW + [
+    ("reason", pa.string()),  # one of boundary.annotate.REJECTION_REASONS
+    ("reply", pa.string()),  # the annotator model's raw reply
 ])
 
 TRACES = pa.schema([

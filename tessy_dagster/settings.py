@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ARMS = ("tessy", "teacher_only")
 SCORED_ARMS = ("teacher", "base", "teacher_only", "tessy")
@@ -55,20 +55,50 @@ class SamplingSettings(_Strict):
 
 
 class BoundarySettings(_Strict):
+    # --- the dataset: thinking traces of both models, cut into windows, annotated -----------------------
     n_traces_per_model: int = Field(400, ge=1)
-    window_words: int = Field(24, ge=4)
-    windows_per_response: int = Field(6, ge=1)
-    validation_share: float = Field(0.1, gt=0, lt=1)
+    trace_max_tokens: int = Field(256, ge=8)  # thinking tokens sampled per trace
+    window_words: int = Field(24, ge=4)  # the paper: 60 (toy traces are shorter)
+    windows_per_response: int = Field(6, ge=1)  # the paper: up to 100
+    annotator: Literal["lexicon", "llm"] = "lexicon"
+    # `lexicon`: style phrases to mark (case-insensitive, whole words); None: the toy world's phrases.
+    lexicon: tuple[str, ...] | None = None
+    # `llm`: an instruct model's folder (save_pretrained layout) and the backend that serves it.
+    annotator_model: str | None = None
+    annotator_backend: str = "hf"
+    annotator_max_new_tokens: int = Field(256, ge=4)
+    annotator_batch_size: int = Field(16, ge=1)
+    # Asset checks on the dataset (blocking: boundary_model never trains on a dataset that fails them).
+    min_style_char_share: float = Field(0.02, ge=0, le=1)
+    max_style_char_share: float = Field(0.6, ge=0, le=1)
+    max_rejection_rate: float = Field(0.2, ge=0, le=1)
+    # --- the two predictors (B_T on teacher windows, B_S on student windows) ----------------------------
+    # A local checkpoint to fine-tune (the paper: Qwen3-0.6B-Base, with its own tokenizer); None: a tiny
+    # classifier of the shape below on the student's tokenizer (the toy world).
+    base_model: str | None = None
     hidden_size: int = Field(64, ge=8)
     num_layers: int = Field(2, ge=1)
     num_heads: int = Field(2, ge=1)
+    validation_share: float = Field(0.1, gt=0, lt=1)  # responses used to pick the best epoch
+    test_share: float = Field(0.1, gt=0, lt=1)  # responses held out for the reported evaluation
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
+    max_tokens: int = Field(512, ge=8)  # classifier tokens per training window
     # Classifier tokens of context kept before a new chunk; keep context + chunk within the window length
-    # the classifier was trained on (toy: 24 words, about 50 tokens).
+    # the classifier was trained on (toy: 24 words, about 50 tokens; the paper: 200 tokens, 60 words).
     context_tokens: int = Field(32, ge=1)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.min_style_char_share > self.max_style_char_share:
+            raise ValueError("min_style_char_share is above max_style_char_share")
+        if self.validation_share + self.test_share >= 1:
+            raise ValueError("validation_share + test_share leave no training windows")
+        if self.annotator == "llm" and not self.annotator_model:
+            raise ValueError("annotator 'llm' needs annotator_model (a local model folder)")
+        return self
 
 
 class CooperateSettings(_Strict):
@@ -136,7 +166,11 @@ def _micro() -> dict:
             "train_steps": 300,
             "batch_size": 16,
         },
-        "boundary": {"n_traces_per_model": 8, "window_words": 8, "epochs": 1, "hidden_size": 32, "num_layers": 1, "context_tokens": 32},
+        "boundary": {"n_traces_per_model": 8, "trace_max_tokens": 96, "window_words": 8, "epochs": 1,
+                     "hidden_size": 32, "num_layers": 1, "validation_share": 0.2, "test_share": 0.2,
+                     # barely trained micro models write few markers: the share band is the checks' only
+                     # loosened gate
+                     "min_style_char_share": 0.0},
         "cooperate": {"max_student_tokens": 120, "max_answer_tokens": 24, "max_rounds": 60, "batch_size": 8},
         "sft": {"epochs": 1, "max_seconds": 10.0, "batch_size": 8},
         "evaluate": {"max_new_tokens": 96},

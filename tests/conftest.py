@@ -36,7 +36,7 @@ def micro_world(tmp_path_factory, micro):
     build_boundary_dataset(teacher_dir=dirs["teacher"], student_dir=dirs["student"],
                            prompts_path=dirs["prompts"] / "prompts.parquet", settings=micro.boundary,
                            out_dir=dirs["windows"], progress=quiet)
-    train_from_windows(windows_path=dirs["windows"] / "windows.parquet", tokenizer_dir=dirs["student"],
+    train_from_windows(dataset_dir=dirs["windows"], toy_tokenizer_dir=dirs["student"],
                        settings=micro.boundary, out_dir=dirs["boundary"], progress=quiet)
     return dirs
 

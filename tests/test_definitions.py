@@ -13,9 +13,14 @@ def test_every_asset_is_documented_grouped_owned_and_versioned():
         assert spec.group_name and spec.owners and spec.code_version and spec.description and spec.kinds
 
 
-def test_the_drift_check_is_blocking():
-    [check] = [c for a in all_assets for c in a.check_specs]
-    assert check.name == "style_drift" and check.blocking and check.asset_key.to_user_string() == "sft_corpus"
+def test_the_quality_checks_are_blocking():
+    checks = {c.name: c for a in all_assets for c in a.check_specs}
+    assert checks["style_drift"].asset_key.to_user_string() == "sft_corpus"
+    dataset_checks = {"both_sources_present", "style_char_share_in_band", "rejection_rate_below_max",
+                      "spans_well_formed"}
+    assert set(checks) == {"style_drift"} | dataset_checks
+    assert all(checks[name].asset_key.to_user_string() == "boundary_dataset" for name in dataset_checks)
+    assert all(c.blocking for c in checks.values())
 
 
 def test_lineage_runs_from_models_and_prompts_to_scores():

@@ -58,7 +58,11 @@ def test_every_run_succeeds_and_writes_its_artifacts(graph):
 def test_metadata_carries_the_numbers_and_data_versions(graph):
     home, _, results = graph
     boundary = _metadata(results["inputs"], "boundary_model")
-    assert 0.0 <= boundary["token_accuracy"] <= 1.0 and boundary["validation_windows"] >= 1
+    for name in ("B_T", "B_S"):
+        assert 0.0 <= boundary[f"{name}.style_f1"] <= 1.0 and boundary[f"{name}.validation_windows"] >= 1
+        assert 0.0 <= boundary[f"{name}.switch_exact"] <= boundary[f"{name}.switch_within_one_word"] <= 1.0
+    dataset = _metadata(results["inputs"], "boundary_dataset")
+    assert dataset["windows_teacher"] > 0 and dataset["windows_student"] > 0 and dataset["rejected"] == 0
     traces = _metadata(results["tessy"], "cooperative_traces")
     assert traces["traces"] == 8 and 0.0 <= traces["teacher_token_share"] <= 1.0
     assert _metadata(results["teacher_only"], "cooperative_traces")["teacher_token_share"] == 1.0
@@ -69,6 +73,14 @@ def test_metadata_carries_the_numbers_and_data_versions(graph):
     [event] = results["tessy"].asset_materializations_for_node("student_checkpoint")
     manifest = json.loads((home / "student_checkpoint" / "tessy" / "manifest.json").read_text())
     assert event.tags["dagster/data_version"] == manifest["digest"]
+
+
+def test_boundary_dataset_checks_ran_and_passed(graph):
+    _, _, results = graph
+    evaluations = {e.check_name: e for e in results["inputs"].get_asset_check_evaluations()}
+    assert set(evaluations) == {"both_sources_present", "style_char_share_in_band", "rejection_rate_below_max",
+                                "spans_well_formed"}
+    assert all(e.passed for e in evaluations.values())
 
 
 def test_drift_check_ran_with_the_gx_suite(graph):
@@ -121,3 +133,29 @@ def test_a_drifting_corpus_is_stopped_before_training(graph, tmp_path):
     assert not (drift_home / "student_checkpoint" / "tessy").exists()
     rows = pq.read_table(drift_home / "sft_corpus" / "tessy" / "corpus.parquet").to_pylist()
     assert rows and all(r["teacher_token_share"] == 1.0 for r in rows)
+
+
+def test_the_llm_annotator_runs_end_to_end_and_a_failing_dataset_blocks_training(graph, tmp_path):
+    """The micro teacher as annotator: its replies are not JSON lists of the window's phrases, so every
+    window is rejected with a counted reason; the step still succeeds, the blocking checks fail, and the
+    boundary model is never trained on it."""
+    home, _, _ = graph
+    llm_home = tmp_path / "home"
+    shutil.copytree(home, llm_home, ignore=shutil.ignore_patterns("boundary_*", "cooperative_traces", "sft_corpus",
+                                                                  "student_checkpoint", "benchmark_scores"))
+    overrides = tmp_path / "llm.json"
+    overrides.write_text(json.dumps({"boundary": {
+        "annotator": "llm", "annotator_model": str(home / "teacher_model" / "all"), "annotator_max_new_tokens": 12}}))
+    result = materialize(all_assets, selection=["boundary_dataset", "boundary_model"],
+                         resources=_resources(llm_home, overrides), instance=DagsterInstance.ephemeral(),
+                         raise_on_error=False)
+    metadata = _metadata(result, "boundary_dataset")
+    rejected = pq.read_table(llm_home / "boundary_dataset" / "all" / "rejected.parquet").to_pylist()
+    windows = pq.read_table(llm_home / "boundary_dataset" / "all" / "windows.parquet").to_pylist()
+    assert metadata["rejected"] == len(rejected) > 0 and metadata["windows"] == len(windows)
+    assert sum(v for k, v in metadata.items() if k.startswith("rejected_")) == len(rejected)
+    assert all(r["annotator"] == "llm" and r["reason"] and r["text"] for r in rejected)
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations["rejection_rate_below_max"] is False
+    assert result.asset_materializations_for_node("boundary_model") == []
+    assert not (llm_home / "boundary_model" / "all").exists()

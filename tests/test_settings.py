@@ -31,3 +31,22 @@ def test_bad_values_name_the_field(tmp_path):
         load_settings("toy", path)
     with pytest.raises(ValueError, match="unknown settings profile"):
         load_settings("huge")
+
+
+def test_the_documented_production_boundary_example_is_valid():
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "production_boundary.json"
+    s = load_settings("toy", example).boundary
+    assert s.annotator == "llm" and s.window_words == 60 and s.base_model.endswith("Qwen3-0.6B-Base")
+    assert s.learning_rate == 1e-5 and s.context_tokens == 200
+
+
+def test_inconsistent_boundary_settings_are_refused(tmp_path):
+    path = tmp_path / "o.json"
+    for bad, field in (({"annotator": "llm"}, "annotator_model"),
+                       ({"min_style_char_share": 0.5, "max_style_char_share": 0.4}, "min_style_char_share"),
+                       ({"validation_share": 0.5, "test_share": 0.5}, "test_share")):
+        path.write_text(json.dumps({"boundary": bad}))
+        with pytest.raises(ValueError, match=field):
+            load_settings("toy", path)

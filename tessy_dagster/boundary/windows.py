@@ -32,11 +32,14 @@ def cut_windows(text: str, *, source_model: str, response_id: str, window_words:
 
 
 def lexicon_spans(text: str, lexicon: tuple[str, ...]) -> list[tuple[int, int]]:
-    """Character spans (end exclusive) of every lexicon phrase in `text`, longest match first, no overlaps."""
+    """Character spans (end exclusive) of every lexicon phrase in `text`: case-insensitive, whole words only
+    ("so" never matches inside "also"), longest phrase first, no overlaps."""
     taken = [False] * len(text)
     spans = []
     for phrase in sorted(set(lexicon), key=len, reverse=True):
-        for m in re.finditer(re.escape(phrase), text):
+        before = r"(?<!\w)" if phrase[:1].isalnum() else ""
+        after = r"(?!\w)" if phrase[-1:].isalnum() else ""
+        for m in re.finditer(before + re.escape(phrase) + after, text, flags=re.IGNORECASE):
             if not any(taken[m.start():m.end()]):
                 spans.append((m.start(), m.end()))
                 for i in range(m.start(), m.end()):
@@ -51,6 +54,17 @@ def token_is_style(offsets: list[tuple[int, int]], spans: list[tuple[int, int]])
         style = any(s <= start < e or start <= s < max(end, start + 1) for s, e in spans)
         labels.append(int(style))
     return labels
+
+
+def word_index_of_chars(text: str, offsets: list[tuple[int, int]]) -> list[int | None]:
+    """For each token (character offsets into `text`): the index of the word holding its first visible
+    character, or None for a token of whitespace only."""
+    word_at = [None] * len(text)
+    for index, m in enumerate(_WORD.finditer(text)):
+        for i in range(m.start(), m.end()):
+            word_at[i] = index
+    return [next((word_at[i] for i in range(max(0, start), min(end, len(text))) if word_at[i] is not None), None)
+            for start, end in offsets]
 
 
 def shift_left(labels: list[int]) -> list[int]:

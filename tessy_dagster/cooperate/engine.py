@@ -134,7 +134,9 @@ class CooperativeEngine:
             if not chunk.strip() and out.finish_reason == "length":
                 q.ended = "empty_reply"
                 continue
-            cut = complete_to_whitespace(chunk, cut)
+            # The engine's own rule decides the switch: completing the cut to a word's end may reach the
+            # chunk's end, and then the role goes on.
+            cut = complete_to_whitespace(chunk, cut.offset)
             if q.fresh_turn and not chunk[:cut].strip():
                 # The other role's span was cut right here, so this position is ours: keep at least one
                 # word, which also guarantees progress.

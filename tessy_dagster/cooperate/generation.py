@@ -38,10 +38,11 @@ class HFGenerator:
         self.eos_id = self.tokenizer.eos_token_id
         self.think_end_id = self.tokenizer.convert_tokens_to_ids(THINK_END)
 
-    def chat_prompt(self, user: str) -> str:
-        """The model's own chat template with thinking open, as text."""
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": user}],
-                                                  add_generation_prompt=True, tokenize=False)
+    def chat_prompt(self, user: str, thinking: bool = True) -> str:
+        """The model's own chat template, as text, opening the assistant turn (thinking on or off where the
+        template has the switch, as Qwen3's does)."""
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True,
+                                                  tokenize=False, enable_thinking=thinking)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         if not texts:

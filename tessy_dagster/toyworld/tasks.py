@@ -8,6 +8,7 @@ span), then the derivation with the previous expression bracketed (a capability 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 FUNCTION_NAME = "f"
@@ -27,6 +28,9 @@ PRIMITIVES: dict[str, tuple[str, str, tuple[int, ...]]] = {
 TEACHER_LEXICON = ("Hmm, wait.", "Let me think.", "Alright, okay.", "Hmm, let me see.", "Okay, right.")
 STUDENT_LEXICON = ("Now then,", "Next up,", "Good, moving on:", "Nice, continuing:", "Simple enough:")
 STYLE_LEXICON = TEACHER_LEXICON + STUDENT_LEXICON
+# What the lexicon annotator marks: the markers' parts, so that the blends small models write
+# ("Alright, wait.") are style too.
+STYLE_PHRASES = tuple(sorted({part for marker in STYLE_LEXICON for part in re.split(r"(?<=,) ", marker)}))
 
 
 @dataclass(frozen=True)
