@@ -4,19 +4,25 @@ from dagster import AssetExecutionContext, asset
 
 from resources import StepLauncher, TessyConfig
 
+from tessy_dagster.cooperate.engine import ARM_PLAN
+
 from .common import OWNERS, materialize_heavy, upstream
 from .partitions import arm_partitions
 
-CODE_VERSION = "3"
+CODE_VERSION = "4"
 
 
 @asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
        partitions_def=arm_partitions, deps=["prompts", "teacher_model", "student_model", "boundary_model"],
-       description="Thinking traces per arm with each span's author, token counts per role and how they ended.")
+       description="Thinking traces per arm (tessy, teacher_only, and the ablations teacher_think and "
+                   "teacher_answer) with each span's author, token counts per role and how they ended; written "
+                   "in shards, so a killed run resumes.")
 def cooperative_traces(context: AssetExecutionContext, tessy: TessyConfig, launcher: StepLauncher):
     arm = context.partition_key
-    names = ("prompts", "teacher_model", "student_model") + (("boundary_model",) if arm == "tessy" else ())
-    # teacher_only never consults the boundary model, so a new boundary model does not invalidate it.
+    # Arms whose thinking is the teacher's alone never consult the boundary model, so a new boundary model
+    # does not invalidate them.
+    names = ("prompts", "teacher_model", "student_model") + (
+        ("boundary_model",) if ARM_PLAN[arm][0] == "cooperative" else ())
     inputs = {name: upstream(tessy, name) for name in names}
     s = tessy.settings
     return materialize_heavy(context, tessy, launcher, asset="cooperative_traces", partition=arm,

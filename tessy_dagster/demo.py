@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .settings import ARMS, SCORED_ARMS
+from .settings import REFERENCE_MODELS, load_settings
 from .storage import artifact_dir, tessy_home
 
 UNPARTITIONED = "prompts,benchmark,teacher_model,student_model,boundary_dataset,boundary_model"
@@ -36,9 +36,9 @@ def _materialize(select: str, partition: str | None) -> bool:
     return ok
 
 
-def scores_table(home: Path) -> tuple[str, dict]:
+def scores_table(home: Path, scored: tuple[str, ...]) -> tuple[str, dict]:
     rows, data = [], {}
-    for arm in SCORED_ARMS:
+    for arm in scored:
         path = artifact_dir(home, "benchmark_scores", arm) / "summary.json"
         if not path.exists():
             rows.append(f"| {arm} | " + " | ".join("n/a" for _ in COLUMNS) + " |")
@@ -55,20 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", default=None, help="write the wall time and scores as JSON here")
     args = parser.parse_args(argv)
     home = tessy_home()
+    arms = load_settings(os.environ.get("TESSY_PROFILE", "toy"), os.environ.get("TESSY_SETTINGS") or None).cooperate.arms
+    scored = REFERENCE_MODELS + arms
     start = time.monotonic()
     status = {"inputs_and_boundary": _materialize(UNPARTITIONED, None)}
     if not status["inputs_and_boundary"]:
         print("the inputs or the boundary model failed; see the Dagster logs above", file=sys.stderr)
         return 1
-    for arm in ARMS:
+    for arm in arms:
         status[arm] = _materialize(ARM_ASSETS, arm)
-    for arm in SCORED_ARMS:
-        if arm in ARMS and not status[arm]:
+    for arm in scored:
+        if arm in arms and not status[arm]:
             print(f"=== skipping benchmark_scores [{arm}]: its arm did not reach a checkpoint", flush=True)
             continue
         status[f"scores_{arm}"] = _materialize("benchmark_scores", arm)
     wall = time.monotonic() - start
-    table, data = scores_table(home)
+    table, data = scores_table(home, scored)
     print(f"\nTESSY demo (profile {os.environ.get('TESSY_PROFILE', 'toy')}), wall time {wall / 60:.1f} min\n")
     print(table)
     if args.report:

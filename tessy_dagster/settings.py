@@ -13,8 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-ARMS = ("tessy", "teacher_only")
-SCORED_ARMS = ("teacher", "base", "teacher_only", "tessy")
+# How a trace's thinking and answer are written: tessy (cooperative thinking, student answer), teacher_only
+# (the teacher writes both), and the paper's ablations teacher_think (teacher thinking, student answer) and
+# teacher_answer (cooperative thinking, teacher answer).
+ALL_ARMS = ("tessy", "teacher_only", "teacher_think", "teacher_answer")
+ARMS = ("tessy", "teacher_only")  # the arms every profile runs unless `cooperate.arms` says otherwise
+REFERENCE_MODELS = ("teacher", "base")  # scored as they are, beside each arm's student
 
 
 class _Strict(BaseModel):
@@ -41,9 +45,11 @@ class ToyWorldSettings(_Strict):
     teacher_step_mix: tuple[float, float, float] = (0.2, 0.3, 0.5)
     student_step_mix: tuple[float, float, float] = (0.4, 0.6, 0.0)
     foreign_marker_share: float = Field(0.1, ge=0, le=1)  # markers a model writes from the other's lexicon
-    train_seconds: float = Field(240.0, gt=0)
-    # A step budget makes training independent of machine load (the tests use it); None: time only.
-    train_steps: int | None = Field(None, ge=1)
+    # Training stops at the step budget, or at the time cap if that comes first. The learning rate follows
+    # whichever is further along, so a run that stays under the cap is the same on any machine (a time
+    # budget alone made the toy teacher differ from run to run). None: time only.
+    train_seconds: float = Field(900.0, gt=0)
+    train_steps: int | None = Field(400, ge=1)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
 
@@ -52,6 +58,24 @@ class SamplingSettings(_Strict):
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(0.8, gt=0, le=1)
     top_k: int = Field(20, ge=0)
+
+
+class GenerationSettings(_Strict):
+    """Which backend serves the teacher and the student, and its knobs."""
+    backend: Literal["hf", "vllm", "openai"] = "hf"
+    batch_size: int = Field(64, ge=1)  # hf: sequences per forward batch
+    # vllm: both models in one process; each model's share of accelerator memory (gpu_memory_utilization).
+    memory_share: dict[str, float] = {"teacher": 0.55, "student": 0.3}
+    prefix_caching: bool = True
+    max_model_len: int = Field(2048, ge=64)
+    # openai: a completions server per role (e.g. vLLM serving the teacher with tensor parallelism),
+    # the model name each serves (default: the model folder's name), and the client's manners.
+    urls: dict[str, str] = {}
+    served_names: dict[str, str] = {}
+    concurrency: int = Field(32, ge=1)  # requests in flight per server
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    backoff_s: float = Field(0.5, ge=0)  # first retry delay, doubled each time
 
 
 class BoundarySettings(_Strict):
@@ -63,11 +87,11 @@ class BoundarySettings(_Strict):
     annotator: Literal["lexicon", "llm"] = "lexicon"
     # `lexicon`: style phrases to mark (case-insensitive, whole words); None: the toy world's phrases.
     lexicon: tuple[str, ...] | None = None
-    # `llm`: an instruct model's folder (save_pretrained layout) and the backend that serves it.
+    # `llm`: an instruct model's folder (save_pretrained layout: its tokenizer and chat template, and its
+    # weights for `hf`) and the backend that serves it (`openai`: `urls: {"annotator": ...}`).
     annotator_model: str | None = None
-    annotator_backend: str = "hf"
+    annotator_generation: GenerationSettings = GenerationSettings(batch_size=16)
     annotator_max_new_tokens: int = Field(256, ge=4)
-    annotator_batch_size: int = Field(16, ge=1)
     # Asset checks on the dataset (blocking: boundary_model never trains on a dataset that fails them).
     min_style_char_share: float = Field(0.02, ge=0, le=1)
     max_style_char_share: float = Field(0.6, ge=0, le=1)
@@ -102,6 +126,7 @@ class BoundarySettings(_Strict):
 
 
 class CooperateSettings(_Strict):
+    arms: tuple[str, ...] = ARMS
     student_chunk_tokens: int = Field(5, ge=1)  # k for the student (reference default 5)
     teacher_chunk_tokens: int = Field(10, ge=1)  # k for the teacher (reference default 10)
     max_student_tokens: int = Field(300, ge=8)  # length budget of a thinking trace, in student tokens
@@ -113,15 +138,28 @@ class CooperateSettings(_Strict):
     repetition_max_words: int = Field(50, ge=1)
     repetition_count: int = Field(8, ge=2)
     sampling: SamplingSettings = SamplingSettings()
+    # Each model's end-of-thinking marker (its chat template's); the trace is cut there.
+    think_end: dict[str, str] = {"teacher": "</think>", "student": "</think>"}
+    generation: GenerationSettings = GenerationSettings()
+    shard_size: int = Field(256, ge=1)  # prompts per shard: a killed run resumes after the last whole shard
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _known_arms(self):
+        unknown = [a for a in self.arms if a not in ALL_ARMS]
+        if unknown or not self.arms or len(set(self.arms)) != len(self.arms):
+            raise ValueError(f"arms {list(self.arms)}: choose distinct arms among {list(ALL_ARMS)}")
+        return self
 
 
 class CorpusSettings(_Strict):
     # Drift thresholds per arm; None turns an expectation off. teacher_only is the control arm of the
     # comparison: it is teacher-styled by construction, so only the structural expectations apply to it.
-    max_mean_teacher_token_share: dict[str, float | None] = {"tessy": 0.95, "teacher_only": None}
-    max_mean_teacher_marker_rate: dict[str, float | None] = {"tessy": 1.0, "teacher_only": None}
-    max_row_teacher_marker_rate: dict[str, float | None] = {"tessy": 5.0, "teacher_only": None}
+    # teacher_answer's thinking is cooperative like tessy's, so it gets tessy's gates; teacher_think's thinking
+    # is the teacher's, a control like teacher_only.
+    max_mean_teacher_token_share: dict[str, float | None] = {"tessy": 0.95, "teacher_answer": 0.95}
+    max_mean_teacher_marker_rate: dict[str, float | None] = {"tessy": 1.0, "teacher_answer": 1.0}
+    max_row_teacher_marker_rate: dict[str, float | None] = {"tessy": 5.0, "teacher_answer": 5.0}
 
 
 class SftSettings(_Strict):
@@ -176,9 +214,9 @@ def _micro() -> dict:
         "evaluate": {"max_new_tokens": 96},
         # Micro models are barely trained and their boundary model hardly cuts: gates loose enough for their
         # traces; the drift test applies the toy profile's gates.
-        "corpus": {"max_mean_teacher_token_share": {"tessy": 1.0, "teacher_only": None},
-                   "max_mean_teacher_marker_rate": {"tessy": 10.0, "teacher_only": None},
-                   "max_row_teacher_marker_rate": {"tessy": 50.0, "teacher_only": None}},
+        "corpus": {"max_mean_teacher_token_share": {"tessy": 1.0, "teacher_answer": 1.0},
+                   "max_mean_teacher_marker_rate": {"tessy": 10.0, "teacher_answer": 10.0},
+                   "max_row_teacher_marker_rate": {"tessy": 50.0, "teacher_answer": 50.0}},
     }
 
 

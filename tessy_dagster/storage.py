@@ -66,6 +66,13 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def work_dir(out_dir: str | Path, inputs: dict, settings: dict, code_version: str) -> Path:
+    """A folder beside the artifact for a step's resumable progress (finished shards), named by what the
+    artifact is made from: a rerun with the same inputs and settings finds it, any change starts afresh."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f".{out_dir.name}.work-{fingerprint(inputs, settings, code_version)[:16]}"
+
+
 def write_manifest(folder: str | Path, *, inputs: dict, settings: dict, metrics: dict, code_version: str) -> dict:
     manifest = {
         "digest": digest_dir(folder),

@@ -9,7 +9,10 @@ from dagster import DagsterInstance, materialize
 
 from resources import StepLauncher, TessyConfig
 from tessy_dagster.definitions import all_assets
-from tessy_dagster.settings import ARMS, SCORED_ARMS
+from tessy_dagster.settings import ARMS, REFERENCE_MODELS
+
+SCORED_ARMS = REFERENCE_MODELS + ARMS
+ABLATIONS = ("teacher_think", "teacher_answer")  # the paper's ablation arms: traces and corpus only, for time
 
 UNPARTITIONED = ["prompts", "benchmark", "teacher_model", "student_model", "boundary_dataset", "boundary_model"]
 ARM_ASSETS = ["cooperative_traces", "sft_corpus", "student_checkpoint"]
@@ -32,6 +35,9 @@ def graph(tmp_path_factory):
     for arm in SCORED_ARMS:
         results[f"scores_{arm}"] = materialize(all_assets, selection=["benchmark_scores"], partition_key=arm,
                                                resources=_resources(home), instance=instance)
+    for arm in ABLATIONS:
+        results[arm] = materialize(all_assets, selection=["cooperative_traces", "sft_corpus"], partition_key=arm,
+                                   resources=_resources(home), instance=instance)
     return home, instance, results
 
 
@@ -81,6 +87,17 @@ def test_boundary_dataset_checks_ran_and_passed(graph):
     assert set(evaluations) == {"both_sources_present", "style_char_share_in_band", "rejection_rate_below_max",
                                 "spans_well_formed"}
     assert all(e.passed for e in evaluations.values())
+
+
+def test_the_ablation_arms_run_through_the_assets(graph):
+    home, _, results = graph
+    for arm, answer_author in (("teacher_think", "student"), ("teacher_answer", "teacher")):
+        rows = pq.read_table(home / "cooperative_traces" / arm / "traces.parquet").to_pylist()
+        answered = [r for r in rows if r["answer_author"] != "none"]
+        assert len(rows) == 8 and answered and all(r["answer_author"] == answer_author for r in answered)
+        assert _metadata(results[arm], "sft_corpus")["records"] <= 8
+    think = _metadata(results["teacher_think"], "cooperative_traces")
+    assert think["teacher_token_share"] == 1.0
 
 
 def test_drift_check_ran_with_the_gx_suite(graph):

@@ -125,5 +125,5 @@ def load_annotator(settings: BoundarySettings, default_lexicon: tuple[str, ...])
         return LexiconAnnotator(settings.lexicon if settings.lexicon is not None else default_lexicon)
     from ..cooperate.generation import load_generator
 
-    generator = load_generator(settings.annotator_backend, settings.annotator_model, settings.annotator_batch_size)
+    generator = load_generator(settings.annotator_model, settings.annotator_generation, role="annotator")
     return LLMAnnotator(generator, settings.annotator_max_new_tokens)

@@ -38,7 +38,7 @@ def sample_windows(*, model_dirs: dict, prompts: list[dict], settings: BoundaryS
     torch.manual_seed(settings.seed)
     windows, metrics = [], {}
     for source, model_dir in model_dirs.items():
-        gen = load_generator("hf", model_dir)
+        gen = load_generator(model_dir)
         progress(f"sampling {len(prompts)} thinking traces from the {source}")
         outs = gen.generate([gen.chat_prompt(p["prompt"]) for p in prompts], settings.trace_max_tokens,
                             SamplingSettings(), stop_at_think_end=True)

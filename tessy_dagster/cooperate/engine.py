@@ -18,6 +18,13 @@ from ..settings import CooperateSettings
 
 OTHER = {"student": "teacher", "teacher": "student"}
 NORMAL_END = "end_of_thinking"
+# arm -> (who thinks, who answers): the paper's arm and baseline, and its two ablations
+ARM_PLAN = {
+    "tessy": ("cooperative", "student"),
+    "teacher_only": ("teacher", "teacher"),
+    "teacher_think": ("teacher", "student"),
+    "teacher_answer": ("cooperative", "teacher"),
+}
 
 
 @dataclass
@@ -87,8 +94,17 @@ class CooperativeEngine:
         self.provenance, self.progress = provenance, progress
         self.k = {"student": settings.student_chunk_tokens, "teacher": settings.teacher_chunk_tokens}
 
-    # --- tessy -------------------------------------------------------------------------------------
-    def run_tessy(self, prompts: list[tuple[str, str]]) -> list[dict]:
+    def run(self, arm: str, prompts: list[tuple[str, str]]) -> list[dict]:
+        """One row per prompt: the arm's thinking (cooperative or the teacher's alone), then its answer."""
+        if arm not in ARM_PLAN:
+            raise ValueError(f"unknown arm {arm!r}; choose one of {sorted(ARM_PLAN)}")
+        thinking, answer_role = ARM_PLAN[arm]
+        if thinking == "cooperative":
+            return self.run_tessy(prompts, arm=arm, answer_role=answer_role)
+        return self.run_teacher_only(prompts, arm=arm, answer_role=answer_role)
+
+    # --- cooperative thinking (tessy, teacher_answer) ----------------------------------------------
+    def run_tessy(self, prompts: list[tuple[str, str]], arm: str = "tessy", answer_role: str = "student") -> list[dict]:
         s = self.settings
         chat = {role: {pid: self.models[role].chat_prompt(text) for pid, text in prompts}
                 for role in ("student", "teacher")}
@@ -112,15 +128,15 @@ class CooperativeEngine:
                     if q.attempt <= s.max_retries:  # a failed sample starts again from scratch
                         queue.append(_Sequence(q.prompt_id, q.prompt, attempt=q.attempt + 1))
                     else:
-                        rows.append(self._row(q, "tessy", answer="", answer_reason="none"))
+                        rows.append(self._row(q, arm, answer="", answer_reason="none"))
                 else:
                     still.append(q)
             active = still
             rounds += 1
             if rounds % 10 == 0:
-                self.progress(f"tessy round {rounds}: {len(active)} in flight, {len(queue)} queued, "
+                self.progress(f"{arm} round {rounds}: {len(active)} in flight, {len(queue)} queued, "
                               f"{len(thinking_done) + len(rows)}/{len(prompts)} done")
-        rows.extend(self._answers(thinking_done, "tessy"))
+        rows.extend(self._answers(thinking_done, arm, answer_role))
         return rows
 
     def _step(self, role: str, group: list[_Sequence], chat: dict) -> None:
@@ -162,9 +178,10 @@ class CooperativeEngine:
         for q, n in zip(group, student_counts):
             _check_stops(q, n, self.settings)
 
-    # --- teacher_only ----------------------------------------------------------------------------
-    def run_teacher_only(self, prompts: list[tuple[str, str]]) -> list[dict]:
-        """The baseline: the teacher writes the whole thinking trace and the answer."""
+    # --- the teacher thinking alone (teacher_only, teacher_think) -----------------------------------
+    def run_teacher_only(self, prompts: list[tuple[str, str]], arm: str = "teacher_only",
+                         answer_role: str = "teacher") -> list[dict]:
+        """The baseline: the teacher writes the whole thinking trace; `answer_role` the answer."""
         s, teacher = self.settings, self.models["teacher"]
         pending = [_Sequence(pid, text, role="teacher") for pid, text in prompts]
         done, rows = [], []
@@ -187,17 +204,17 @@ class CooperativeEngine:
                 elif q.attempt <= s.max_retries:
                     retry.append(_Sequence(q.prompt_id, q.prompt, attempt=q.attempt + 1, role="teacher"))
                 else:
-                    rows.append(self._row(q, "teacher_only", answer="", answer_reason="none"))
+                    rows.append(self._row(q, arm, answer="", answer_reason="none"))
             pending = retry
-            self.progress(f"teacher_only: {len(done) + len(rows)}/{len(prompts)} done, {len(pending)} to retry")
-        rows.extend(self._answers(done, "teacher_only", answer_role="teacher"))
+            self.progress(f"{arm}: {len(done) + len(rows)}/{len(prompts)} done, {len(pending)} to retry")
+        rows.extend(self._answers(done, arm, answer_role))
         return rows
 
     # --- answers and rows ------------------------------------------------------------------------
     def _answers(self, seqs: list[_Sequence], arm: str, answer_role: str = "student") -> list[dict]:
         """The final answer, written by `answer_role` after the closed thinking section."""
         model = self.models[answer_role]
-        prompts = [model.chat_prompt(q.prompt) + q.text.strip() + "\n</think>\n\n" for q in seqs]
+        prompts = [model.chat_prompt(q.prompt) + q.text.strip() + f"\n{model.think_end}\n\n" for q in seqs]
         outs = model.generate(prompts, self.settings.max_answer_tokens, self.settings.sampling,
                               stop_at_think_end=False)
         return [self._row(q, arm, answer=o.text.strip(), answer_reason=o.finish_reason, answer_role=answer_role)

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from .. import schemas
 from ..cooperate.generation import load_generator
-from ..settings import EvalSettings
+from ..settings import EvalSettings, GenerationSettings
 from ..storage import read_table, write_table
 from .scoring import problems_from_table, score_generator
 
@@ -20,7 +20,7 @@ def score_model(*, model_dir, benchmark_path, settings: EvalSettings, out_dir, b
     problems = problems_from_table(read_table(benchmark_path))
     if not problems:
         raise ValueError(f"{benchmark_path}: the benchmark has no problems")
-    generator = load_generator(backend, model_dir, settings.batch_size)
+    generator = load_generator(model_dir, GenerationSettings(backend=backend, batch_size=settings.batch_size))
     rows, summary = score_generator(generator, problems, settings, progress)
     write_table(pa.Table.from_pylist(rows, schema=schemas.SCORES), Path(out_dir) / "scores.parquet", schemas.SCORES)
     (Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2))

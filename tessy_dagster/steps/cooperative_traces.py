@@ -12,7 +12,7 @@ def build(params, out_dir, progress):
         boundary_dir=inputs.get("boundary_model", {}).get("dir"), prompts_path=inputs["prompts"]["dir"] + "/prompts.parquet",
         digests={name: value["digest"] for name, value in inputs.items()},
         settings=CooperateSettings.model_validate(params["settings"]),
-        context_tokens=params["context_tokens"], out_dir=out_dir, progress=progress,
+        context_tokens=params["context_tokens"], out_dir=out_dir, work_dir=params["work_dir"], progress=progress,
     )
 
 

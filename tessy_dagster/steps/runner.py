@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
 
-from ..storage import build_artifact
+from ..storage import build_artifact, work_dir
 
 
 def _quiet_libraries() -> None:
@@ -54,10 +55,14 @@ def run_step(build: Callable[[dict, Path, Callable[[str], None]], dict], argv: l
             print(message, file=sys.stderr, flush=True)
             pipes.log.info(message)
 
+        # Steps that resume (cooperative_traces) keep finished shards here until the artifact is in place.
+        params["work_dir"] = str(work_dir(params["out_dir"], params["inputs"], params["settings"],
+                                          params["code_version"]))
         manifest = build_artifact(
             params["out_dir"], inputs=params["inputs"], settings=params["settings"],
             code_version=params["code_version"], build=lambda tmp: build(params, tmp, progress),
         )
+        shutil.rmtree(params["work_dir"], ignore_errors=True)
         pipes.report_asset_materialization(
             metadata={**manifest["metrics"], "path": str(params["out_dir"]), "digest": manifest["digest"]},
             data_version=manifest["digest"],

@@ -1,9 +1,9 @@
 import pyarrow.parquet as pq
 import pytest
 
-from tessy_dagster.cooperate.engine import complete_to_whitespace, has_repetition_loop
+from tessy_dagster.cooperate.engine import ARM_PLAN, complete_to_whitespace, has_repetition_loop
 from tessy_dagster.cooperate.run import write_traces
-from tessy_dagster.settings import CooperateSettings
+from tessy_dagster.settings import ALL_ARMS, CooperateSettings
 
 
 def test_complete_to_whitespace_never_splits_a_word():
@@ -27,14 +27,14 @@ def test_repetition_rule():
 @pytest.fixture(scope="module")
 def traces(micro_world, micro, tmp_path_factory):
     out = {}
-    for arm in ("tessy", "teacher_only"):
+    for arm in ALL_ARMS:
         folder = tmp_path_factory.mktemp(arm)
         metrics = write_traces(arm=arm, teacher_dir=micro_world["teacher"], student_dir=micro_world["student"],
                                boundary_dir=micro_world["boundary"],
                                prompts_path=micro_world["prompts"] / "prompts.parquet",
                                digests={"teacher_model": "t", "student_model": "s", "boundary_model": "b"},
                                settings=micro.cooperate, context_tokens=micro.boundary.context_tokens,
-                               out_dir=folder, progress=lambda m: None)
+                               out_dir=folder, work_dir=folder / "work", progress=lambda m: None)
         out[arm] = (metrics, pq.read_table(folder / "traces.parquet").to_pylist())
     return out
 
@@ -72,11 +72,25 @@ def test_teacher_only_is_written_by_the_teacher(traces):
     assert all(r["answer_author"] == ("teacher" if r["ended"] == "end_of_thinking" else "none") for r in rows)
 
 
+def test_the_ablation_arms_take_thinking_and_answer_from_the_right_models(traces):
+    assert set(ARM_PLAN) == set(ALL_ARMS)
+    _, think = traces["teacher_think"]
+    assert all(r["n_tokens_student"] == 0 and r["n_switches"] == 0 for r in think)
+    assert all(r["answer_author"] == ("student" if r["ended"] == "end_of_thinking" else "none") for r in think)
+    _, answer = traces["teacher_answer"]
+    assert all(r["answer_author"] == ("teacher" if r["ended"] == "end_of_thinking" else "none") for r in answer)
+    assert any(r["n_tokens_student"] > 0 for r in answer) and all(r["boundary_digest"] == "b" for r in answer)
+    assert all(r["arm"] == arm for arm, (_, rows) in traces.items() for r in rows)
+
+
 def test_tessy_needs_a_boundary_model(micro_world, micro, tmp_path):
     with pytest.raises(ValueError, match="boundary model"):
         write_traces(arm="tessy", teacher_dir=micro_world["teacher"], student_dir=micro_world["student"],
                      boundary_dir=None, prompts_path=micro_world["prompts"] / "prompts.parquet", digests={},
-                     settings=CooperateSettings(), context_tokens=8, out_dir=tmp_path)
+                     settings=CooperateSettings(), context_tokens=8, out_dir=tmp_path, work_dir=tmp_path / "w")
     with pytest.raises(ValueError, match="unknown arm"):
         write_traces(arm="teacher_mix", teacher_dir="", student_dir="", boundary_dir=None, prompts_path="",
-                     digests={}, settings=CooperateSettings(), context_tokens=8, out_dir=tmp_path)
+                     digests={}, settings=CooperateSettings(), context_tokens=8, out_dir=tmp_path,
+                     work_dir=tmp_path / "w")
+    with pytest.raises(ValueError, match="arms"):
+        CooperateSettings(arms=("tessy", "teacher_mix"))

@@ -1,0 +1,103 @@
+"""The `openai` backend: a remote OpenAI-compatible completions server (in production vLLM serving a large
+teacher with tensor parallelism on its own nodes).
+
+Raw `/v1/completions` calls, one per prompt, all of a batch in flight at once under a concurrency cap (the
+server batches them); a request that fails for a reason worth retrying (connection error, timeout, 408, 429,
+5xx) is retried with exponential backoff, anything else fails at once with the server's message. The
+model's tokenizer is read from a local folder: it renders the chat template and counts tokens, so prompts
+and counts are the same as with the in-process backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from ..settings import GenerationSettings, SamplingSettings
+from .generation import Generation, LocalTokenizer
+
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class _Retryable(Exception):
+    pass
+
+
+class OpenAIGenerator(LocalTokenizer):
+    def __init__(self, url: str, served_name: str, tokenizer_dir: str | Path, *, think_end: str,
+                 concurrency: int = 32, timeout_s: float = 120.0, max_retries: int = 4, backoff_s: float = 0.5):
+        super().__init__(tokenizer_dir, think_end)
+        self.url = url.rstrip("/") + "/v1/completions"
+        self.served_name = served_name
+        self.concurrency, self.timeout_s = concurrency, timeout_s
+        self.max_retries, self.backoff_s = max_retries, backoff_s
+        self.requests = 0  # sent, retries included (for the cost benchmark)
+
+    @classmethod
+    def from_settings(cls, model_dir, generation: GenerationSettings, *, role: str, think_end: str):
+        if role not in generation.urls:
+            raise ValueError(f"generation.urls has no server for {role!r} (backend 'openai'); set "
+                             f'"urls": {{"{role}": "http://host:port"}}')
+        return cls(generation.urls[role], generation.served_names.get(role, Path(model_dir).name), model_dir,
+                   think_end=think_end, concurrency=generation.concurrency, timeout_s=generation.timeout_s,
+                   max_retries=generation.max_retries, backoff_s=generation.backoff_s)
+
+    def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
+                 stop_at_think_end: bool) -> list[Generation]:
+        if not prompts:
+            return []
+        return asyncio.run(self._generate_all(prompts, max_new_tokens, sampling, stop_at_think_end))
+
+    async def _generate_all(self, prompts, max_new_tokens, sampling, stop_at_think_end):
+        import aiohttp
+
+        limit = asyncio.Semaphore(self.concurrency)
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            return await asyncio.gather(*(self._one(session, limit, p, max_new_tokens, sampling, stop_at_think_end)
+                                          for p in prompts))
+
+    async def _one(self, session, limit, prompt, max_new_tokens, sampling, stop_at_think_end) -> Generation:
+        import aiohttp
+
+        body = {"model": self.served_name, "prompt": prompt, "max_tokens": max_new_tokens,
+                "temperature": sampling.temperature, "top_p": sampling.top_p,
+                "stop": [self.think_end] if stop_at_think_end else [],
+                # vLLM's extensions: top-k, and keep chat markers in the text as the in-process backend does
+                "top_k": sampling.top_k if sampling.top_k else -1, "skip_special_tokens": False}
+        for attempt in range(self.max_retries + 1):
+            try:
+                async with limit:
+                    self.requests += 1
+                    async with session.post(self.url, json=body) as response:
+                        if response.status in RETRYABLE_STATUS:
+                            raise _Retryable(f"HTTP {response.status}: {(await response.text())[:200]}")
+                        if response.status >= 400:
+                            raise RuntimeError(f"{self.url} refused the request: HTTP {response.status}: "
+                                               f"{(await response.text())[:500]}")
+                        data = await response.json()
+                return self._parse(data, stop_at_think_end)
+            except (aiohttp.ClientError, asyncio.TimeoutError, _Retryable) as err:
+                if attempt == self.max_retries:
+                    raise RuntimeError(f"{self.url}: no answer after {attempt + 1} attempts; last error: "
+                                       f"{type(err).__name__}: {err}") from err
+                await asyncio.sleep(self.backoff_s * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _parse(self, data: dict, stop_at_think_end: bool) -> Generation:
+        try:
+            choice = data["choices"][0]
+            text, finish = choice["text"], choice.get("finish_reason")
+        except (KeyError, IndexError, TypeError) as err:
+            raise RuntimeError(f"{self.url}: not a completions response ({err!r}): {str(data)[:300]}") from None
+        if finish == "length":
+            reason = "length"
+        elif stop_at_think_end and choice.get("stop_reason") == self.think_end:
+            reason = "think_end"  # vLLM names the stop string that ended the text
+        else:
+            reason = "stop"
+        usage = data.get("usage") or {}
+        n_tokens = usage.get("completion_tokens")
+        if n_tokens is None:
+            n_tokens = self.count_tokens([text])[0]
+        return Generation(text=text, n_tokens=int(n_tokens), finish_reason=reason)

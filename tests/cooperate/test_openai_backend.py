@@ -1,0 +1,106 @@
+"""The `openai` backend against a small OpenAI-compatible server started by the test (a real HTTP server
+around the micro models), and the engine on top of it."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from tessy_dagster.cooperate.generation import HFGenerator, load_generator
+from tessy_dagster.cooperate.openai_backend import OpenAIGenerator
+from tessy_dagster.cooperate.run import write_traces
+from tessy_dagster.settings import GenerationSettings, SamplingSettings
+
+SERVER = Path(__file__).parent / "completions_server.py"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(model_dir, fail_first=0):
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, str(SERVER), "--model", str(model_dir), "--port", str(port),
+                                "--fail-first", str(fail_first)])
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(url + "/health", timeout=1).ok:
+                return process, url
+        except requests.ConnectionError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def servers(micro_world):
+    started = {role: _serve(micro_world[role]) for role in ("teacher", "student")}
+    yield {role: url for role, (_, url) in started.items()}
+    for process, _ in started.values():
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _settings(servers, **extra):
+    return GenerationSettings(backend="openai", urls=servers, served_names={"teacher": "teacher", "student": "student"},
+                              **extra)
+
+
+def test_batched_requests_come_back_in_order_with_finish_reasons(servers, micro_world):
+    generator = load_generator(micro_world["teacher"], _settings(servers), role="teacher")
+    prompts = [generator.chat_prompt(f"Write a Python function f(x) that transforms x in order: step 1 adds {k}.")
+               for k in range(1, 7)]
+    greedy = SamplingSettings(temperature=0.0)
+    outs = generator.generate(prompts, 24, greedy, stop_at_think_end=True)
+    assert len(outs) == 6 and generator.requests == 6
+    # each answer belongs to its own prompt: the same greedy text as the model run in-process, one by one
+    local = HFGenerator(micro_world["teacher"], batch_size=1)
+    assert outs == local.generate(prompts, 24, greedy, stop_at_think_end=True)
+    assert all(o.finish_reason in ("think_end", "stop", "length") and o.n_tokens > 0 for o in outs)
+    short = generator.generate(prompts[:1], 2, SamplingSettings(), stop_at_think_end=True)
+    assert short[0].finish_reason == "length" and short[0].n_tokens == 2
+
+
+def test_overloaded_servers_are_retried_with_backoff(micro_world):
+    process, url = _serve(micro_world["teacher"], fail_first=2)
+    try:
+        generator = OpenAIGenerator(url, "teacher", micro_world["teacher"], think_end="</think>", concurrency=1,
+                                    max_retries=3, backoff_s=0.01)
+        [out] = generator.generate(["hello"], 3, SamplingSettings(), stop_at_think_end=False)
+        assert generator.requests == 3 and out.n_tokens > 0
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_refusals_and_dead_servers_fail_with_the_url(servers, micro_world):
+    wrong_name = OpenAIGenerator(servers["teacher"], "no-such-model", micro_world["teacher"], think_end="</think>")
+    with pytest.raises(RuntimeError, match="HTTP 404"):
+        wrong_name.generate(["hello"], 3, SamplingSettings(), stop_at_think_end=False)
+    assert wrong_name.requests == 1  # a refusal is not retried
+    dead = OpenAIGenerator(f"http://127.0.0.1:{_free_port()}", "teacher", micro_world["teacher"],
+                           think_end="</think>", max_retries=2, backoff_s=0.01)
+    with pytest.raises(RuntimeError, match="no answer after 3 attempts"):
+        dead.generate(["hello"], 3, SamplingSettings(), stop_at_think_end=False)
+    with pytest.raises(ValueError, match="generation.urls has no server for 'student'"):
+        load_generator(micro_world["student"], GenerationSettings(backend="openai"), role="student")
+
+
+def test_the_engine_runs_tessy_over_the_openai_backend(servers, micro_world, micro, tmp_path):
+    settings = micro.cooperate.model_copy(update={"generation": _settings(servers, concurrency=4)})
+    metrics = write_traces(arm="tessy", teacher_dir=micro_world["teacher"], student_dir=micro_world["student"],
+                           boundary_dir=micro_world["boundary"], prompts_path=micro_world["prompts"] / "prompts.parquet",
+                           digests={}, settings=settings, context_tokens=micro.boundary.context_tokens,
+                           out_dir=tmp_path, work_dir=tmp_path / "work", progress=lambda m: None)
+    rows = pq.read_table(tmp_path / "traces.parquet").to_pylist()
+    assert metrics["traces"] == len(rows) == micro.toyworld.n_prompts
+    assert all(r["spans"] and r["spans"][0]["author"] == "student" for r in rows if r["thinking"])
