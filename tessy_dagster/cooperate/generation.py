@@ -3,8 +3,8 @@
 Every backend has the model's tokenizer locally (for its chat template and token counts), a `think_end`
 marker, and answers `generate(prompts, max_new_tokens, sampling, stop_at_think_end)` with one `Generation`
 per prompt: the new text, its token count in the model's own tokenizer, and why it ended. `hf` runs
-transformers in-process, sampling batches of prompts at once; `openai` (openai_backend.py) calls a remote
-completions server.
+transformers in-process, sampling batches of prompts at once; `vllm` (vllm_backend.py) runs vLLM's offline
+engine in-process; `openai` (openai_backend.py) calls a remote completions server.
 """
 
 from __future__ import annotations
@@ -119,4 +119,6 @@ def load_generator(model_dir: str | Path, generation: GenerationSettings = Gener
         from .openai_backend import OpenAIGenerator
 
         return OpenAIGenerator.from_settings(model_dir, generation, role=role, think_end=think_end)
-    raise ValueError(f"generation backend {generation.backend!r} is not built yet; use 'hf' or 'openai'")
+    from .vllm_backend import VLLMGenerator
+
+    return VLLMGenerator(model_dir, generation, role=role, think_end=think_end)

@@ -1,0 +1,110 @@
+"""What cooperation costs: the same prompts through `teacher_only` and `tessy` on one backend; writes JSON.
+
+Not a test: a measurement on the artifacts of a `make demo` run (TESSY_HOME, default .tessy/). For each arm:
+wall time, output tokens per second (kept thinking tokens, counted with the student's tokenizer, plus the
+answer tokens), and for tessy the share of wall time spent in the boundary model and the rollback waste
+(tokens generated, then cut at a boundary). The ratio tessy / teacher_only is the figure to watch.
+
+    .venv/bin/python benchmarks/cooperation_cost.py --backend hf --prompts 256 --out benchmarks/results/cost_hf.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from tessy_dagster.boundary.model import BoundaryPredictor
+from tessy_dagster.cooperate.engine import CooperativeEngine
+from tessy_dagster.cooperate.generation import load_generator
+from tessy_dagster.settings import load_settings
+from tessy_dagster.storage import artifact_dir, read_table, tessy_home
+
+
+class Timed:
+    """Wraps an object and adds up the seconds spent in one of its methods."""
+
+    def __init__(self, inner, method: str):
+        self.inner, self.method, self.seconds, self.calls = inner, method, 0.0, 0
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if name != self.method:
+            return attr
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+        return timed
+
+
+def run_arm(arm, prompts, models, boundary, settings) -> dict:
+    generators = {role: Timed(model, "generate") for role, model in models.items()}
+    timed_boundary = Timed(boundary, "cuts") if boundary else None
+    engine = CooperativeEngine(generators, timed_boundary, settings, provenance={}, progress=lambda m: None)
+    start = time.perf_counter()
+    rows = engine.run(arm, prompts)
+    wall = time.perf_counter() - start
+    answer_tokens = sum(models["student"].count_tokens([r["answer"] for r in rows]))
+    thinking_tokens = sum(r["n_tokens_total"] for r in rows)
+    generated = sum(r["n_own_tokens_teacher"] + r["n_own_tokens_student"] + r["rollback_tokens"] for r in rows)
+    result = {
+        "arm": arm, "traces": len(rows), "wall_seconds": round(wall, 2),
+        "output_tokens": thinking_tokens + answer_tokens,
+        "output_tokens_per_second": round((thinking_tokens + answer_tokens) / wall, 1),
+        "generation_seconds": round(sum(g.seconds for g in generators.values()), 2),
+        "generation_calls": sum(g.calls for g in generators.values()),
+        "boundary_seconds": round(timed_boundary.seconds, 2) if timed_boundary else 0.0,
+        "boundary_share_of_wall": round(timed_boundary.seconds / wall, 4) if timed_boundary else 0.0,
+        "rollback_tokens": sum(r["rollback_tokens"] for r in rows),
+        "rollback_share_of_generated": round(sum(r["rollback_tokens"] for r in rows) / generated, 4) if generated else 0.0,
+        "teacher_token_share": round(sum(r["n_tokens_teacher"] for r in rows) / thinking_tokens, 4) if thinking_tokens else 0.0,
+        "ended": {e: sum(r["ended"] == e for r in rows) for e in sorted({r["ended"] for r in rows})},
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=os.environ.get("TESSY_PROFILE", "toy"))
+    parser.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    parser.add_argument("--prompts", type=int, default=256)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    import torch
+
+    settings = load_settings(args.profile)
+    coop = settings.cooperate.model_copy(update={"generation": settings.cooperate.generation.model_copy(
+        update={"backend": args.backend})})
+    home = tessy_home()
+    prompts = sorted((r["problem_id"], r["prompt"])
+                     for r in read_table(artifact_dir(home, "prompts") / "prompts.parquet").to_pylist())[:args.prompts]
+    models = {role: load_generator(artifact_dir(home, f"{role}_model"), coop.generation, role=role,
+                                   think_end=coop.think_end[role]) for role in ("teacher", "student")}
+    boundary = BoundaryPredictor(artifact_dir(home, "boundary_model"), context_tokens=settings.boundary.context_tokens,
+                                 batch_size=coop.batch_size)
+    torch.manual_seed(coop.seed)
+    results = {arm: run_arm(arm, prompts, models, boundary if arm == "tessy" else None, coop)
+               for arm in ("teacher_only", "tessy")}
+    report = {
+        "backend": args.backend, "profile": args.profile, "prompts": len(prompts),
+        "sequences_in_flight": coop.batch_size, "chunk_tokens": {"teacher": coop.teacher_chunk_tokens,
+                                                                  "student": coop.student_chunk_tokens},
+        "tessy_over_teacher_only_tokens_per_second": round(
+            results["tessy"]["output_tokens_per_second"] / results["teacher_only"]["output_tokens_per_second"], 3),
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "arms": results,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != "arms"}))
+
+
+if __name__ == "__main__":
+    main()
