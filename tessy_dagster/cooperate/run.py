@@ -44,7 +44,9 @@ def write_traces(*, arm: str, teacher_dir, student_dir, boundary_dir, prompts_pa
         engine = _engine(arm, cooperative, teacher_dir, student_dir, boundary_dir, digests, settings,
                          context_tokens, progress)
         for i in todo:
-            torch.manual_seed(settings.seed + i)  # a shard's sampling does not depend on which ran before it
+            # A shard's sampling does not depend on which shards ran before it; its rows record the seed used.
+            torch.manual_seed(settings.seed + i)
+            engine.provenance["seed"] = settings.seed + i
             rows = engine.run(arm, shards[i])
             _write_shard(rows, work_dir, i)
             progress(f"shard {i + 1}/{len(shards)} written ({len(rows)} traces)")

@@ -42,7 +42,7 @@ class VLLMGenerator(LocalTokenizer):
         if generation.block_size:
             options["block_size"] = generation.block_size
         self.llm = LLM(**options)
-        self.seed = seed
+        self.seed, self.seed_per_request = seed, generation.seed_per_request
         self.calls = 0
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
@@ -57,7 +57,8 @@ class VLLMGenerator(LocalTokenizer):
         params = [SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or 0,
                                  max_tokens=max_new_tokens, stop=[self.think_end] if stop_at_think_end else None,
                                  # special tokens stay in the text, else a special-token marker never matches
-                                 skip_special_tokens=False, seed=hash((self.seed, self.calls, i)) % 2 ** 31)
+                                 skip_special_tokens=False,
+                                 seed=hash((self.seed, self.calls, i)) % 2 ** 31 if self.seed_per_request else None)
                   for i in range(len(prompts))]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in ids], params, use_tqdm=False)
         results = []
