@@ -9,7 +9,7 @@ from resources import StepLauncher, TessyConfig
 from tessy_dagster.boundary.dataset import CHECKS_FILE
 from tessy_dagster.boundary.quality import CHECKS
 
-from .common import OWNERS, materialize_heavy, upstream
+from .common import OWNERS, materialize_heavy, outcome_metadata, upstream
 
 CODE_VERSION = "2"
 
@@ -25,14 +25,8 @@ def dataset_check_results(verdict: dict) -> list[AssetCheckResult]:
     results = []
     for name in CHECKS:
         check = verdict["checks"][name]
-        metadata = {}
-        for e in check["expectations"]:
-            if e["observed"] is not None:
-                metadata[f"{e['name']}.observed"] = e["observed"]
-            if e["threshold"] is not None:
-                metadata[f"{e['name']}.threshold"] = e["threshold"]
         results.append(AssetCheckResult(check_name=name, passed=check["passed"], severity=AssetCheckSeverity.ERROR,
-                                        metadata=metadata))
+                                        metadata=outcome_metadata(check["expectations"])))
     return results
 
 

@@ -21,6 +21,13 @@ def result_from_manifest(manifest: dict, out_dir, reused: bool) -> MaterializeRe
     return MaterializeResult(metadata=metadata, data_version=DataVersion(manifest["digest"]))
 
 
+def outcome_metadata(outcomes: list[dict]) -> dict:
+    """Asset-check metadata from Great Expectations outcomes (`gx_suite.ExpectationOutcome` as dicts)."""
+    metadata = {f"{o['name']}.observed": o["observed"] for o in outcomes if o["observed"] is not None}
+    metadata.update({f"{o['name']}.threshold": o["threshold"] for o in outcomes if o["threshold"] is not None})
+    return metadata
+
+
 def materialize_heavy(context, config, launcher, *, asset: str, partition: str | None, step: str, inputs: dict,
                       settings: dict, code_version: str, **extra) -> MaterializeResult:
     """Launch a heavy step, unless the artifact already exists for these exact inputs and settings."""

@@ -11,7 +11,7 @@ from tessy_dagster.corpus.drift_check import DriftThresholds, validate_style_dri
 from tessy_dagster.corpus.filters import build_sft_corpus
 from tessy_dagster.storage import read_table
 
-from .common import OWNERS, materialize_local, upstream
+from .common import OWNERS, materialize_local, outcome_metadata, upstream
 from .partitions import arm_partitions
 
 CODE_VERSION = "1"
@@ -38,9 +38,7 @@ def run_drift_suite(corpus_dir: Path, thresholds: DriftThresholds) -> dict:
 
 
 def drift_check_result(verdict: dict) -> AssetCheckResult:
-    metadata = {f"{o['name']}.observed": o["observed"] for o in verdict["outcomes"] if o["observed"] is not None}
-    metadata.update({f"{o['name']}.threshold": o["threshold"] for o in verdict["outcomes"]
-                     if o["threshold"] is not None})
+    metadata = outcome_metadata(verdict["outcomes"])
     metadata["failed_expectations"] = ", ".join(o["name"] for o in verdict["outcomes"] if not o["success"]) or "none"
     return AssetCheckResult(check_name=DRIFT_CHECK, passed=verdict["success"], severity=AssetCheckSeverity.ERROR,
                             metadata=metadata)

@@ -132,6 +132,6 @@ def flat_metrics(report: dict) -> dict:
     flat = {}
     for name, result in report.items():
         for key, value in {**result, **result["held_out"]}.items():
-            if isinstance(value, (int, float)) and key != "held_out":
+            if isinstance(value, (int, float)):
                 flat[f"{name}.{key}"] = value
     return flat

@@ -23,6 +23,16 @@ class Generation:
     finish_reason: str  # "length" (hit max_new_tokens), "stop" (end of turn), "think_end" (emitted </think>)
 
 
+def vllm_finish_reason(finish: str | None, stop_reason, think_end: str, stop_at_think_end: bool) -> str:
+    """Our finish reason from vLLM's (offline engine or server): `stop_reason` names the stop string that
+    ended the text."""
+    if finish == "length":
+        return "length"
+    if stop_at_think_end and stop_reason == think_end:
+        return "think_end"
+    return "stop"
+
+
 class LocalTokenizer:
     """What every backend does locally: the chat template and token counts, from the model's folder."""
 

@@ -14,7 +14,7 @@ import asyncio
 from pathlib import Path
 
 from ..settings import GenerationSettings, SamplingSettings
-from .generation import Generation, LocalTokenizer
+from .generation import Generation, LocalTokenizer, vllm_finish_reason
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -90,12 +90,7 @@ class OpenAIGenerator(LocalTokenizer):
             text, finish = choice["text"], choice.get("finish_reason")
         except (KeyError, IndexError, TypeError) as err:
             raise RuntimeError(f"{self.url}: not a completions response ({err!r}): {str(data)[:300]}") from None
-        if finish == "length":
-            reason = "length"
-        elif stop_at_think_end and choice.get("stop_reason") == self.think_end:
-            reason = "think_end"  # vLLM names the stop string that ended the text
-        else:
-            reason = "stop"
+        reason = vllm_finish_reason(finish, choice.get("stop_reason"), self.think_end, stop_at_think_end)
         usage = data.get("usage") or {}
         n_tokens = usage.get("completion_tokens")
         if n_tokens is None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..settings import GenerationSettings, SamplingSettings
-from .generation import Generation, LocalTokenizer
+from .generation import Generation, LocalTokenizer, vllm_finish_reason
 
 
 def _prepare_environment() -> None:
@@ -64,12 +64,7 @@ class VLLMGenerator(LocalTokenizer):
         results = []
         for output in outputs:
             choice = output.outputs[0]
-            if choice.finish_reason == "length":
-                reason = "length"
-            elif stop_at_think_end and choice.stop_reason == self.think_end:
-                reason = "think_end"
-            else:
-                reason = "stop"
+            reason = vllm_finish_reason(choice.finish_reason, choice.stop_reason, self.think_end, stop_at_think_end)
             text, n_tokens = choice.text, len(choice.token_ids)
             if choice.finish_reason == "stop" and n_tokens:
                 n_tokens -= 1  # the token that stopped it (end of turn, or the marker) is not part of the text
