@@ -41,6 +41,11 @@ class _Sequence:
     fresh_turn: bool = True  # the role has just taken over (or the trace just started)
     ended: str | None = None
 
+    @property
+    def key(self) -> str:
+        """Names this attempt to the backends that cache per sequence."""
+        return f"{self.prompt_id}#{self.attempt}"
+
 
 def complete_to_whitespace(chunk: str, cut: int) -> int:
     """Where to cut `chunk` near `cut` so that no word is split and the kept text ends at a word's end.
@@ -121,6 +126,7 @@ class CooperativeEngine:
                 if group:
                     self._step(role, group, chat[role])
             still = []
+            self._release([q for q in active if q.ended])  # the cache holds the sequences in flight only
             for q in active:
                 if q.ended == NORMAL_END:
                     thinking_done.append(q)
@@ -142,7 +148,7 @@ class CooperativeEngine:
     def _step(self, role: str, group: list[_Sequence], chat: dict) -> None:
         model = self.models[role]
         outs = model.generate([chat[q.prompt_id] + q.text for q in group], self.k[role], self.settings.sampling,
-                              stop_at_think_end=True)
+                              stop_at_think_end=True, cache_keys=[q.key for q in group])
         cuts = self.boundary.cuts([q.text for q in group], [o.text for o in outs], [role] * len(group))
         for q, out, cut in zip(group, outs, cuts):
             q.rounds += 1
@@ -219,6 +225,10 @@ class CooperativeEngine:
                               stop_at_think_end=False)
         return [self._row(q, arm, answer=o.text.strip(), answer_reason=o.finish_reason, answer_role=answer_role)
                 for q, o in zip(seqs, outs)]
+
+    def _release(self, seqs: list[_Sequence]) -> None:
+        for model in {id(m): m for m in self.models.values()}.values():
+            model.release([q.key for q in seqs])
 
     def _row(self, q: _Sequence, arm: str, *, answer: str, answer_reason: str, answer_role: str = "student") -> dict:
         thinking = q.text.strip()

@@ -2,9 +2,10 @@
 
 Every backend has the model's tokenizer locally (for its chat template and token counts), a `think_end`
 marker, and answers `generate(prompts, max_new_tokens, sampling, stop_at_think_end)` with one `Generation`
-per prompt: the new text, its token count in the model's own tokenizer, and why it ended. `hf` runs
-transformers in-process, sampling batches of prompts at once; `vllm` (vllm_backend.py) runs vLLM's offline
-engine in-process; `openai` (openai_backend.py) calls a remote completions server.
+per prompt: the new text, its token count in the model's own tokenizer, and why it ended. A caller that
+calls again with the same sequence grown may name it (`cache_keys`) and `release` it when done.
+`hf` (hf_backend.py) runs transformers in-process with a per-sequence KV cache; `vllm` (vllm_backend.py)
+runs vLLM's offline engine in-process; `openai` (openai_backend.py) calls a remote completions server.
 """
 
 from __future__ import annotations
@@ -58,65 +59,9 @@ class LocalTokenizer:
             return []
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
-
-class HFGenerator(LocalTokenizer):
-    """A causal LM and its tokenizer from a `save_pretrained` folder, sampling in left-padded batches."""
-
-    def __init__(self, model_dir: str | Path, batch_size: int = 64, think_end: str = THINK_END):
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        super().__init__(model_dir, think_end)
-        if not (self.model_dir / "config.json").exists():
-            raise FileNotFoundError(f"{model_dir}: no model here (config.json missing); materialize it first")
-        self.tokenizer.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-        self.batch_size = batch_size
-        self.eos_id = self.tokenizer.eos_token_id
-        # A marker that is one token stops generation by id; a longer one by string (slower, but exact).
-        marker_id = self.tokenizer.convert_tokens_to_ids(think_end)
-        self.think_end_id = marker_id if marker_id is not None and marker_id != self.tokenizer.unk_token_id else None
-
-    def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
-                 stop_at_think_end: bool) -> list[Generation]:
-        out: list[Generation] = []
-        for start in range(0, len(prompts), self.batch_size):
-            out.extend(self._generate_batch(prompts[start:start + self.batch_size], max_new_tokens, sampling,
-                                            stop_at_think_end))
-        return out
-
-    def _generate_batch(self, prompts, max_new_tokens, sampling, stop_at_think_end):
-        import torch
-
-        if not prompts:
-            return []
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        stops = [self.eos_id] + ([self.think_end_id] if stop_at_think_end and self.think_end_id is not None else [])
-        kwargs = dict(max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=self.tokenizer.pad_token_id)
-        if stop_at_think_end and self.think_end_id is None:
-            kwargs.update(stop_strings=[self.think_end], tokenizer=self.tokenizer)
-        if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
-                          top_k=sampling.top_k or None)
-        else:
-            kwargs.update(do_sample=False)
-        with torch.no_grad():
-            seqs = self.model.generate(**enc, **kwargs)
-        new = seqs[:, enc["input_ids"].shape[1]:].tolist()
-        results = []
-        for ids in new:
-            reason, kept = "length", ids
-            for i, t in enumerate(ids):
-                if t in stops:
-                    reason = "think_end" if t == self.think_end_id else "stop"
-                    kept = ids[:i]
-                    break
-            text = self.tokenizer.decode(kept, skip_special_tokens=False)
-            if stop_at_think_end and self.think_end in text:  # a marker of several tokens, stopped by string
-                text, reason = text[:text.index(self.think_end)], "think_end"
-                kept = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            results.append(Generation(text=text, n_tokens=len(kept), finish_reason=reason))
-        return results
+    def release(self, cache_keys: list[str]) -> None:
+        """Forget the sequences named in `cache_keys`. Only the hf backend keeps per-sequence state (its KV
+        cache); vLLM and remote servers cache prefixes on their own."""
 
 
 def load_generator(model_dir: str | Path, generation: GenerationSettings = GenerationSettings(), *,
@@ -124,6 +69,8 @@ def load_generator(model_dir: str | Path, generation: GenerationSettings = Gener
     """The backend named in `generation` for the model in `model_dir` (its tokenizer is always read from
     there); `role` picks the role's server URL and memory share."""
     if generation.backend == "hf":
+        from .hf_backend import HFGenerator
+
         return HFGenerator(model_dir, batch_size=generation.batch_size, think_end=think_end)
     if generation.backend == "openai":
         from .openai_backend import OpenAIGenerator

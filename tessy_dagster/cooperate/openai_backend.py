@@ -43,7 +43,8 @@ class OpenAIGenerator(LocalTokenizer):
                    max_retries=generation.max_retries, backoff_s=generation.backoff_s)
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
-                 stop_at_think_end: bool) -> list[Generation]:
+                 stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
+        # cache_keys are not needed here: the server's / engine's own prefix cache finds shared prefixes.
         if not prompts:
             return []
         return asyncio.run(self._generate_all(prompts, max_new_tokens, sampling, stop_at_think_end))

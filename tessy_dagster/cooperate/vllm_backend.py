@@ -46,7 +46,8 @@ class VLLMGenerator(LocalTokenizer):
         self.calls = 0
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
-                 stop_at_think_end: bool) -> list[Generation]:
+                 stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
+        # cache_keys are not needed here: the server's / engine's own prefix cache finds shared prefixes.
         from vllm import SamplingParams, TokensPrompt
 
         if not prompts:

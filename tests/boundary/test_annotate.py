@@ -62,7 +62,7 @@ class WrittenReplies:
         assert thinking is False
         return f"<user>{user}</user>"
 
-    def generate(self, prompts, max_new_tokens, sampling, stop_at_think_end):
+    def generate(self, prompts, max_new_tokens, sampling, stop_at_think_end, cache_keys=None):
         assert sampling.temperature == 0.0 and not stop_at_think_end
         self.prompts.extend(prompts)
         return [Generation(r, len(r.split()), "stop") for r in self.replies[:len(prompts)]]

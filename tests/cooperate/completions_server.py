@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tessy_dagster.cooperate.generation import HFGenerator
+from tessy_dagster.cooperate.hf_backend import HFGenerator
 from tessy_dagster.settings import SamplingSettings
 
 

@@ -94,3 +94,20 @@ def test_tessy_needs_a_boundary_model(micro_world, micro, tmp_path):
                      work_dir=tmp_path / "w")
     with pytest.raises(ValueError, match="arms"):
         CooperateSettings(arms=("tessy", "teacher_mix"))
+
+
+def test_engine_keeps_no_cache_after_a_run(micro_world, micro):
+    """The hf backend caches the sequences in flight only: nothing is left once the arm has run."""
+    from tessy_dagster.boundary.model import BoundaryPredictor
+    from tessy_dagster.cooperate.engine import CooperativeEngine
+    from tessy_dagster.cooperate.hf_backend import HFGenerator
+
+    models = {role: HFGenerator(micro_world[role], batch_size=4) for role in ("teacher", "student")}
+    boundary = BoundaryPredictor(micro_world["boundary"], context_tokens=micro.boundary.context_tokens)
+    prompts = [(r["problem_id"], r["prompt"])
+               for r in pq.read_table(micro_world["prompts"] / "prompts.parquet").to_pylist()[:6]]
+    rows = CooperativeEngine(models, boundary, micro.cooperate, provenance={}, progress=lambda m: None).run(
+        "tessy", prompts)
+    assert sorted(r["prompt_id"] for r in rows) == sorted(p for p, _ in prompts)
+    assert models["teacher"].reused_tokens > 0 and models["student"].reused_tokens > 0
+    assert not models["teacher"]._cache and not models["student"]._cache

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from tessy_dagster.cooperate.generation import HFGenerator, load_generator
+from tessy_dagster.cooperate.generation import load_generator
+from tessy_dagster.cooperate.hf_backend import HFGenerator
 from tessy_dagster.cooperate.openai_backend import OpenAIGenerator
 from tessy_dagster.cooperate.run import write_traces
 from tessy_dagster.settings import GenerationSettings, SamplingSettings

@@ -4,7 +4,8 @@ the vllm backend and from transformers, for the same prompts; prints JSON."""
 import json
 import sys
 
-from tessy_dagster.cooperate.generation import HFGenerator, load_generator
+from tessy_dagster.cooperate.generation import load_generator
+from tessy_dagster.cooperate.hf_backend import HFGenerator
 from tessy_dagster.settings import GenerationSettings, SamplingSettings
 
 if __name__ == "__main__":

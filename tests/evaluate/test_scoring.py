@@ -1,6 +1,6 @@
 import pytest
 
-from tessy_dagster.cooperate.generation import HFGenerator
+from tessy_dagster.cooperate.hf_backend import HFGenerator
 from tessy_dagster.evaluate.run import score_model
 from tessy_dagster.evaluate.scoring import split_response, summarize
 from tessy_dagster.storage import read_table
