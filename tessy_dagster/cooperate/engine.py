@@ -150,6 +150,7 @@ class CooperativeEngine:
         outs = model.generate([chat[q.prompt_id] + q.text for q in group], self.k[role], self.settings.sampling,
                               stop_at_think_end=True, cache_keys=[q.key for q in group])
         cuts = self.boundary.cuts([q.text for q in group], [o.text for o in outs], [role] * len(group))
+        rolled_back: list[tuple[_Sequence, str]] = []  # counted in one tokenizer call below
         for q, out, cut in zip(group, outs, cuts):
             q.rounds += 1
             chunk = out.text
@@ -172,7 +173,7 @@ class CooperativeEngine:
                     q.spans.append([kept, role])
                 q.text += kept
             if cut < len(chunk):
-                q.rollback_tokens += model.count_tokens([chunk[cut:]])[0]
+                rolled_back.append((q, chunk[cut:]))
                 q.role = OTHER[role]
                 q.switches += 1
                 q.fresh_turn = True
@@ -180,6 +181,8 @@ class CooperativeEngine:
                 q.fresh_turn = False
             if cut == len(chunk) and out.finish_reason in ("think_end", "stop"):
                 q.ended = NORMAL_END
+        for (q, _), n in zip(rolled_back, model.count_tokens([text for _, text in rolled_back])):
+            q.rollback_tokens += n
         student_counts = self.models["student"].count_tokens([q.text for q in group])
         for q, n in zip(group, student_counts):
             _check_stops(q, n, self.settings)

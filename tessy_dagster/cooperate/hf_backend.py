@@ -25,7 +25,7 @@ from .generation import Generation, LocalTokenizer
 @dataclass
 class _Cached:
     ids: list[int]  # the tokens whose keys and values are held
-    layers: list  # per layer: (keys, values), each [heads, len(ids), head_dim]
+    kv: object  # a tensor [layers, 2 (keys, values), heads, len(ids), head_dim]
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -123,7 +123,7 @@ class HFGenerator(LocalTokenizer):
         with torch.no_grad():
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
         new = out.sequences[:, total:].tolist()
-        results = []
+        results, stored = [], []
         for i, row_new in enumerate(new):
             reason, n_kept = "length", len(row_new)
             for j, t in enumerate(row_new):
@@ -137,10 +137,9 @@ class HFGenerator(LocalTokenizer):
                 text, reason = text[:text.index(self.think_end)], "think_end"
                 n_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
             results.append(Generation(text=text, n_tokens=n_tokens, finish_reason=reason))
-            if keys[i] is not None:
-                # The last sampled token was never fed back, so the cache ends one token short of it.
-                fed = min(n_kept, len(row_new) - 1)
-                self._store(keys[i], out.past_key_values, i, ids[i] + row_new[:fed], start=total - len(ids[i]))
+            # The last sampled token was never fed back, so the cache ends one token short of it.
+            stored.append(ids[i] + row_new[:min(n_kept, len(row_new) - 1)])
+        self._store(keys, out.past_key_values, stored, [total - len(row) for row in ids])
         return results
 
     def _left_pad(self, ids, total: int):
@@ -167,8 +166,7 @@ class HFGenerator(LocalTokenizer):
             out = self.model(input_ids=input_ids[:, total - window:], attention_mask=mask,
                              position_ids=positions[:, total - window:], past_key_values=past, use_cache=True,
                              logits_to_keep=1)
-        for i, row in enumerate(ids):
-            self._store(keys[i], out.past_key_values, i, row, start=total - len(row))
+        self._store(keys, out.past_key_values, ids, [total - len(row) for row in ids])
 
     def _batch_cache(self, keys, ids, total: int, window: int):
         """A DynamicCache of total - window columns: row i's first len(row) - window tokens from its cache,
@@ -176,22 +174,20 @@ class HFGenerator(LocalTokenizer):
         import torch
         from transformers import DynamicCache
 
-        cached, layers = total - window, []
-        longest = self._cache[keys[max(range(len(ids)), key=lambda i: len(ids[i]))]]
-        for layer in range(self.model.config.num_hidden_layers):
-            k0, v0 = longest.layers[layer]
-            shape = (len(ids), k0.shape[0], cached, k0.shape[2])
-            k, v = torch.zeros(shape, dtype=k0.dtype), torch.zeros(shape, dtype=v0.dtype)
-            for i, row in enumerate(ids):
-                n = len(row) - window
-                if n > 0:
-                    ck, cv = self._cache[keys[i]].layers[layer]
-                    k[i, :, cached - n:] = ck[:, :n]
-                    v[i, :, cached - n:] = cv[:, :n]
-            layers.append((k, v))
-        return DynamicCache(ddp_cache_data=layers, config=self.model.config)
+        cached = total - window
+        some = next(iter(self._cache.values())).kv
+        kv = torch.zeros((some.shape[0], 2, len(ids), some.shape[2], cached, some.shape[4]), dtype=some.dtype)
+        for i, row in enumerate(ids):
+            n = len(row) - window
+            if n > 0:
+                kv[:, :, i, :, cached - n:] = self._cache[keys[i]].kv[:, :, :, :n]
+        return DynamicCache(ddp_cache_data=[(layer[0], layer[1]) for layer in kv], config=self.model.config)
 
-    def _store(self, key, cache, row: int, tokens: list[int], start: int) -> None:
-        end = start + len(tokens)
-        self._cache[key] = _Cached(tokens, [(layer.keys[row, :, start:end].clone(),
-                                             layer.values[row, :, start:end].clone()) for layer in cache.layers])
+    def _store(self, keys, cache, tokens: list[list[int]], starts: list[int]) -> None:
+        """Keep each named row's keys and values for `tokens`, which start at the row's column `starts[i]`."""
+        import torch
+
+        kv = torch.stack([torch.stack((layer.keys, layer.values)) for layer in cache.layers])
+        for i, (key, row, start) in enumerate(zip(keys, tokens, starts)):
+            if key is not None:
+                self._cache[key] = _Cached(row, kv[:, :, i, :, start:start + len(row)].clone())
