@@ -111,6 +111,7 @@ def main() -> None:
                                                                   "student": coop.student_chunk_tokens},
         "tessy_over_teacher_only_tokens_per_second": statistics.median(ratios),
         "ratio_per_repeat": ratios,
+        "tokens_per_second_per_repeat": {arm: [r["output_tokens_per_second"] for r in rs] for arm, rs in runs.items()},
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
         "arms": results,
     }

@@ -187,7 +187,9 @@ class HFGenerator(LocalTokenizer):
         """Keep each named row's keys and values for `tokens`, which start at the row's column `starts[i]`."""
         import torch
 
-        kv = torch.stack([torch.stack((layer.keys, layer.values)) for layer in cache.layers])
         for i, (key, row, start) in enumerate(zip(keys, tokens, starts)):
             if key is not None:
-                self._cache[key] = _Cached(row, kv[:, :, i, :, start:start + len(row)].clone())
+                end = start + len(row)
+                self._cache[key] = _Cached(row, torch.stack([torch.stack((layer.keys[i, :, start:end],
+                                                                          layer.values[i, :, start:end]))
+                                                             for layer in cache.layers]))
