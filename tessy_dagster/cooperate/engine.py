@@ -230,7 +230,7 @@ class CooperativeEngine:
                 for q, o in zip(seqs, outs)]
 
     def _release(self, seqs: list[_Sequence]) -> None:
-        for model in {id(m): m for m in self.models.values()}.values():
+        for model in self.models.values():
             model.release([q.key for q in seqs])
 
     def _row(self, q: _Sequence, arm: str, *, answer: str, answer_reason: str, answer_role: str = "student") -> dict:

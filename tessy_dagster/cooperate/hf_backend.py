@@ -101,7 +101,8 @@ class HFGenerator(LocalTokenizer):
         long = [i for i, t in enumerate(tails) if t > window and keys[i] is not None]
         if long:
             self._extend_cache([keys[i] for i in long], [ids[i][:-1] for i in long])
-            tails = self._tails(keys, ids)
+            for i in long:
+                tails[i] = 1  # all but the last token are cached now
         window = max(tails)
         total = max(len(row) for row in ids)
         input_ids, mask = self._left_pad(ids, total)

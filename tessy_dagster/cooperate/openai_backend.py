@@ -44,7 +44,7 @@ class OpenAIGenerator(LocalTokenizer):
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
                  stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
-        # cache_keys are not needed here: the server's / engine's own prefix cache finds shared prefixes.
+        # cache_keys are not needed here: the server's own prefix cache finds the shared prefixes.
         if not prompts:
             return []
         return asyncio.run(self._generate_all(prompts, max_new_tokens, sampling, stop_at_think_end))

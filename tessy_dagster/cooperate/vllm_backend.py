@@ -47,7 +47,7 @@ class VLLMGenerator(LocalTokenizer):
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
                  stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
-        # cache_keys are not needed here: the server's / engine's own prefix cache finds shared prefixes.
+        # cache_keys are not needed here: vLLM's prefix cache finds the shared prefixes itself.
         from vllm import SamplingParams, TokensPrompt
 
         if not prompts:
