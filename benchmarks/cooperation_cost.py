@@ -14,6 +14,7 @@ ratio and their median, and each arm's figures from its median run.
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -48,12 +49,54 @@ class Timed:
         return timed
 
 
-def run_arm(arm, prompts, models, boundary, settings) -> dict:
+class ForwardTimer:
+    """Adds up the seconds inside the torch modules' forward passes (the `hf` backend's models and the
+    boundary predictors): the model work, as apart from the engine's and the backend's own overhead."""
+
+    def __init__(self, modules):
+        self.modules, self.seconds = list(modules), 0.0
+
+    def __enter__(self):
+        for module in self.modules:
+            def timed(*args, _forward=module.forward, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return _forward(*args, **kwargs)
+                finally:
+                    self.seconds += time.perf_counter() - start
+            module.forward = timed  # an instance attribute: it shadows the class's forward until removed
+        return self
+
+    def __exit__(self, *exc):
+        for module in self.modules:
+            del module.forward
+
+
+def torch_modules(models, boundary) -> tuple[list, list]:
+    """The generators' torch modules (empty for vllm: its model runs inside the engine) and the boundary's."""
+    generation = [m.model for m in models.values() if hasattr(getattr(m, "model", None), "forward")]
+    return generation, [model for _, model in boundary.predictors.values()] if boundary else []
+
+
+def parameter_count(model_dir: Path) -> int:
+    """Parameters in a saved model's safetensors files (tied weights are stored once)."""
+    from safetensors import safe_open
+
+    total = 0
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(path), "np") as f:
+            total += sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
+    return total
+
+
+def run_arm(arm, prompts, models, boundary, settings, report: bool = True) -> dict:
     generators = {role: Timed(model, "generate") for role, model in models.items()}
     timed_boundary = Timed(boundary, "cuts") if boundary else None
     engine = CooperativeEngine(generators, timed_boundary, settings, provenance={}, progress=lambda m: None)
+    generation_modules, boundary_modules = torch_modules(models, boundary)
     start = time.perf_counter()
-    rows = engine.run(arm, prompts)
+    with ForwardTimer(generation_modules) as generation_forward, ForwardTimer(boundary_modules) as boundary_forward:
+        rows = engine.run(arm, prompts)
     wall = time.perf_counter() - start
     answer_tokens = sum(models["student"].count_tokens([r["answer"] for r in rows]))
     thinking_tokens = sum(r["n_tokens_total"] for r in rows)
@@ -66,12 +109,16 @@ def run_arm(arm, prompts, models, boundary, settings) -> dict:
         "generation_calls": sum(g.calls for g in generators.values()),
         "boundary_seconds": round(timed_boundary.seconds, 2) if timed_boundary else 0.0,
         "boundary_share_of_wall": round(timed_boundary.seconds / wall, 4) if timed_boundary else 0.0,
+        # hf only (None on vllm): seconds in model forward passes, generation and boundary
+        "model_forward_seconds": round(generation_forward.seconds + boundary_forward.seconds, 2)
+        if generation_modules else None,
         "rollback_tokens": sum(r["rollback_tokens"] for r in rows),
         "rollback_share_of_generated": round(sum(r["rollback_tokens"] for r in rows) / generated, 4) if generated else 0.0,
         "teacher_token_share": round(sum(r["n_tokens_teacher"] for r in rows) / thinking_tokens, 4) if thinking_tokens else 0.0,
         "ended": {e: sum(r["ended"] == e for r in rows) for e in sorted({r["ended"] for r in rows})},
     }
-    print(json.dumps(result), flush=True)
+    if report:
+        print(json.dumps(result), flush=True)
     return result
 
 
@@ -97,20 +144,32 @@ def main() -> None:
     boundary = BoundaryPredictor(artifact_dir(home, "boundary_model"), context_tokens=settings.boundary.context_tokens,
                                  batch_size=coop.batch_size)
     runs = {"teacher_only": [], "tessy": []}
+    # A first pass on a few prompts, not timed: the first calls into a model are slow (allocations, lazy
+    # imports), and without it the arm that happens to run first would pay for that.
+    for arm in runs:
+        run_arm(arm, prompts[:16], models, boundary if arm == "tessy" else None, coop, report=False)
     for repeat in range(args.repeats):
         torch.manual_seed(coop.seed + repeat)
         for arm in runs:
             runs[arm].append(run_arm(arm, prompts, models, boundary if arm == "tessy" else None, coop))
     ratios = [round(b["output_tokens_per_second"] / a["output_tokens_per_second"], 3)
               for a, b in zip(runs["teacher_only"], runs["tessy"])]
+    # The same ratio over model forward time alone (hf): where it would stand if the engine and the backend
+    # cost nothing beyond the models, so the most that engineering outside the models can reach.
+    forward_ratios = [round((b["output_tokens"] / b["model_forward_seconds"])
+                            / (a["output_tokens"] / a["model_forward_seconds"]), 3)
+                      for a, b in zip(runs["teacher_only"], runs["tessy"]) if a["model_forward_seconds"]]
     results = {arm: sorted(rs, key=lambda r: r["output_tokens_per_second"])[len(rs) // 2] for arm, rs in runs.items()}
     report = {
         "backend": args.backend, "profile": args.profile, "settings_file": args.settings, "prompts": len(prompts),
         "generation": coop.generation.model_dump(),
+        "model_parameters": {role: parameter_count(model.model_dir) for role, model in models.items()},
         "sequences_in_flight": coop.batch_size, "chunk_tokens": {"teacher": coop.teacher_chunk_tokens,
                                                                   "student": coop.student_chunk_tokens},
         "tessy_over_teacher_only_tokens_per_second": statistics.median(ratios),
         "ratio_per_repeat": ratios,
+        "model_forward_only_ratio": statistics.median(forward_ratios) if forward_ratios else None,
+        "model_forward_only_ratio_per_repeat": forward_ratios,
         "tokens_per_second_per_repeat": {arm: [r["output_tokens_per_second"] for r in rs] for arm, rs in runs.items()},
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
         "arms": results,

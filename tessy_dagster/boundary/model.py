@@ -273,9 +273,9 @@ class BoundaryPredictor:
         tokenizer, model = self.predictors[role]
         keep = ROLE_KEEPS[role]
         rows = []  # per sequence: token ids (context tail + chunk), index of the chunk's first token, offsets
-        for context, chunk in zip(contexts, chunks):
-            enc = tokenizer(context + chunk, add_special_tokens=False, return_offsets_mapping=True)
-            ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        enc = tokenizer([context + chunk for context, chunk in zip(contexts, chunks)], add_special_tokens=False,
+                        return_offsets_mapping=True)
+        for context, ids, offsets in zip(contexts, enc["input_ids"], enc["offset_mapping"]):
             first_chunk = next((i for i, (s, e) in enumerate(offsets) if s >= len(context) and e > s), len(ids))
             keep_from = max(0, first_chunk - self.context_tokens)
             rows.append((ids[keep_from:], first_chunk - keep_from,

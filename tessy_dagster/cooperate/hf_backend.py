@@ -188,9 +188,11 @@ class HFGenerator(LocalTokenizer):
         """Keep each named row's keys and values for `tokens`, which start at the row's column `starts[i]`."""
         import torch
 
+        if all(key is None for key in keys):
+            return
+        # One copy of the whole batch, then one slice per row: far fewer tensor ops than slicing every layer
+        # of every row. The clone lets the batch's tensor go when the call ends.
+        kv = torch.stack([torch.stack((layer.keys, layer.values)) for layer in cache.layers])
         for i, (key, row, start) in enumerate(zip(keys, tokens, starts)):
             if key is not None:
-                end = start + len(row)
-                self._cache[key] = _Cached(row, torch.stack([torch.stack((layer.keys[i, :, start:end],
-                                                                          layer.values[i, :, start:end]))
-                                                             for layer in cache.layers]))
+                self._cache[key] = _Cached(row, kv[:, :, i, :, start:start + len(row)].clone())
