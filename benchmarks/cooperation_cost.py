@@ -4,8 +4,11 @@ Not a test: a measurement on the artifacts of a `make demo` run (TESSY_HOME, def
 wall time, output tokens per second (kept thinking tokens, counted with the student's tokenizer, plus the
 answer tokens), and for tessy the share of wall time spent in the boundary model and the rollback waste
 (tokens generated, then cut at a boundary). The ratio tessy / teacher_only is the figure to watch. The
-machine is shared and noisy, so the two arms run in turn `--repeats` times; the report gives each pair's
-ratio and their median, and each arm's figures from its median run.
+machine is shared and noisy, so after one untimed pass over a full batch the two arms run in turn
+`--repeats` times; the report gives each pair's ratio and their median, and each arm's figures from its
+median run. On `hf` it also gives the ratio over the models' forward time alone (generation and boundary
+models): how far work outside the models could move it. Run it on another home's models with TESSY_HOME,
+e.g. the larger toy teacher of examples/toy_large_teacher.json (see the README).
 
     .venv/bin/python benchmarks/cooperation_cost.py --backend hf --prompts 256 --out benchmarks/results/cost_hf.json
     .venv/bin/python benchmarks/cooperation_cost.py --backend vllm --settings examples/vllm_cpu.json \
@@ -13,6 +16,7 @@ ratio and their median, and each arm's figures from its median run.
 """
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -58,7 +62,12 @@ class ForwardTimer:
 
     def __enter__(self):
         for module in self.modules:
-            def timed(*args, _forward=module.forward, **kwargs):
+            forward = module.forward
+
+            # wraps() keeps forward's signature visible: transformers' generate reads it to decide, among
+            # other things, whether to pass position ids (without them left padding shifts the positions).
+            @functools.wraps(forward)
+            def timed(*args, _forward=forward, **kwargs):
                 start = time.perf_counter()
                 try:
                     return _forward(*args, **kwargs)
@@ -144,10 +153,10 @@ def main() -> None:
     boundary = BoundaryPredictor(artifact_dir(home, "boundary_model"), context_tokens=settings.boundary.context_tokens,
                                  batch_size=coop.batch_size)
     runs = {"teacher_only": [], "tessy": []}
-    # A first pass on a few prompts, not timed: the first calls into a model are slow (allocations, lazy
+    # A first pass over one full batch, not timed: the first calls into a model are slow (allocations, lazy
     # imports), and without it the arm that happens to run first would pay for that.
     for arm in runs:
-        run_arm(arm, prompts[:16], models, boundary if arm == "tessy" else None, coop, report=False)
+        run_arm(arm, prompts[:coop.batch_size], models, boundary if arm == "tessy" else None, coop, report=False)
     for repeat in range(args.repeats):
         torch.manual_seed(coop.seed + repeat)
         for arm in runs:
