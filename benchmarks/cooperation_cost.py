@@ -32,6 +32,21 @@ from tessy_dagster.settings import load_settings
 from tessy_dagster.storage import artifact_dir, read_table, tessy_home
 
 
+def timed(function, tally):
+    """`function`, adding its calls and seconds to `tally.calls` and `tally.seconds`. wraps() keeps its
+    signature visible: transformers' generate reads a model's forward signature to decide, among other
+    things, whether to pass position ids (without them left padding shifts the positions)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            tally.seconds += time.perf_counter() - start
+            tally.calls += 1
+    return wrapper
+
+
 class Timed:
     """Wraps an object and adds up the seconds spent in one of its methods."""
 
@@ -40,17 +55,7 @@ class Timed:
 
     def __getattr__(self, name):
         attr = getattr(self.inner, name)
-        if name != self.method:
-            return attr
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return attr(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-                self.calls += 1
-        return timed
+        return timed(attr, self) if name == self.method else attr
 
 
 class ForwardTimer:
@@ -58,22 +63,11 @@ class ForwardTimer:
     boundary predictors): the model work, as apart from the engine's and the backend's own overhead."""
 
     def __init__(self, modules):
-        self.modules, self.seconds = list(modules), 0.0
+        self.modules, self.seconds, self.calls = list(modules), 0.0, 0
 
     def __enter__(self):
         for module in self.modules:
-            forward = module.forward
-
-            # wraps() keeps forward's signature visible: transformers' generate reads it to decide, among
-            # other things, whether to pass position ids (without them left padding shifts the positions).
-            @functools.wraps(forward)
-            def timed(*args, _forward=forward, **kwargs):
-                start = time.perf_counter()
-                try:
-                    return _forward(*args, **kwargs)
-                finally:
-                    self.seconds += time.perf_counter() - start
-            module.forward = timed  # an instance attribute: it shadows the class's forward until removed
+            module.forward = timed(module.forward, self)  # an instance attribute: shadows the class's forward
         return self
 
     def __exit__(self, *exc):

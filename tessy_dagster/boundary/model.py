@@ -275,10 +275,10 @@ class BoundaryPredictor:
         rows = []  # per sequence: token ids (context tail + chunk), index of the chunk's first token, offsets
         enc = tokenizer([context + chunk for context, chunk in zip(contexts, chunks)], add_special_tokens=False,
                         return_offsets_mapping=True)
-        for context, ids, offsets in zip(contexts, enc["input_ids"], enc["offset_mapping"]):
-            first_chunk = next((i for i, (s, e) in enumerate(offsets) if s >= len(context) and e > s), len(ids))
+        for context, row_ids, offsets in zip(contexts, enc["input_ids"], enc["offset_mapping"]):
+            first_chunk = next((i for i, (s, e) in enumerate(offsets) if s >= len(context) and e > s), len(row_ids))
             keep_from = max(0, first_chunk - self.context_tokens)
-            rows.append((ids[keep_from:], first_chunk - keep_from,
+            rows.append((row_ids[keep_from:], first_chunk - keep_from,
                          [(s - len(context), e - len(context)) for s, e in offsets[first_chunk:]]))
         ids, attention, _ = _padded([r[0] for r in rows], tokenizer.pad_token_id)
         with torch.no_grad():
