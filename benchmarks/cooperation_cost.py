@@ -92,15 +92,22 @@ def parameter_count(model_dir: Path) -> int:
     return total
 
 
+def prompt_token_counts(models) -> tuple[int, int]:
+    """Prompt tokens the generation models have computed and taken from their caches, so far."""
+    return (sum(m.computed_tokens for m in models.values()), sum(m.reused_tokens for m in models.values()))
+
+
 def run_arm(arm, prompts, models, boundary, settings, report: bool = True) -> dict:
     generators = {role: Timed(model, "generate") for role, model in models.items()}
     timed_boundary = Timed(boundary, "cuts") if boundary else None
     engine = CooperativeEngine(generators, timed_boundary, settings, provenance={}, progress=lambda m: None)
     generation_modules, boundary_modules = torch_modules(models, boundary)
+    before = prompt_token_counts(models)
     start = time.perf_counter()
     with ForwardTimer(generation_modules) as generation_forward, ForwardTimer(boundary_modules) as boundary_forward:
         rows = engine.run(arm, prompts)
     wall = time.perf_counter() - start
+    computed, reused = (after - first for after, first in zip(prompt_token_counts(models), before))
     answer_tokens = sum(models["student"].count_tokens([r["answer"] for r in rows]))
     thinking_tokens = sum(r["n_tokens_total"] for r in rows)
     generated = sum(r["n_own_tokens_teacher"] + r["n_own_tokens_student"] + r["rollback_tokens"] for r in rows)
@@ -115,6 +122,9 @@ def run_arm(arm, prompts, models, boundary, settings, report: bool = True) -> di
         # hf only (None on vllm): seconds in model forward passes, generation and boundary
         "model_forward_seconds": round(generation_forward.seconds + boundary_forward.seconds, 2)
         if generation_modules else None,
+        # prompt tokens (over every call, the answers' included) the generation models ran through a forward
+        # pass, and those their caches supplied: each round re-sends the whole trace so far
+        "prompt_tokens_computed": computed, "prompt_tokens_from_cache": reused,
         "rollback_tokens": sum(r["rollback_tokens"] for r in rows),
         "rollback_share_of_generated": round(sum(r["rollback_tokens"] for r in rows) / generated, 4) if generated else 0.0,
         "teacher_token_share": round(sum(r["n_tokens_teacher"] for r in rows) / thinking_tokens, 4) if thinking_tokens else 0.0,

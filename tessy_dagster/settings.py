@@ -142,7 +142,7 @@ class CooperateSettings(_Strict):
     max_answer_tokens: int = Field(48, ge=4)
     max_rounds: int = Field(200, ge=1)
     max_retries: int = Field(2, ge=0)
-    batch_size: int = Field(64, ge=1)  # sequences in flight
+    batch_size: int = Field(256, ge=1)  # sequences in flight; each round splits them between the two roles
     repetition_min_words: int = Field(3, ge=1)
     repetition_max_words: int = Field(50, ge=1)
     repetition_count: int = Field(8, ge=2)

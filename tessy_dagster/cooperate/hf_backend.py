@@ -64,7 +64,7 @@ class HFGenerator(LocalTokenizer):
         marker_id = self.tokenizer.convert_tokens_to_ids(think_end)
         self.think_end_id = marker_id if marker_id is not None and marker_id != self.tokenizer.unk_token_id else None
         self._cache: dict[str, _Cached] = {}
-        self.reused_tokens = self.computed_tokens = 0  # prompt tokens taken from the cache / recomputed
+        self.reused_tokens = self.computed_tokens = 0  # prompt tokens taken from the cache / run through the model
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
                  stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
@@ -106,8 +106,7 @@ class HFGenerator(LocalTokenizer):
         window = max(tails)
         total = max(len(row) for row in ids)
         input_ids, mask = self._left_pad(ids, total)
-        self.reused_tokens += sum(len(row) - t for row, t in zip(ids, tails))
-        self.computed_tokens += sum(tails)
+        self._count_prompt_tokens(ids, window)
 
         stops = [self.eos_id] + ([self.think_end_id] if stop_at_think_end and self.think_end_id is not None else [])
         kwargs = dict(max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=self.pad_id,
@@ -143,6 +142,12 @@ class HFGenerator(LocalTokenizer):
         self._store(keys, out.past_key_values, stored, [total - len(row) for row in ids])
         return results
 
+    def _count_prompt_tokens(self, ids, window: int) -> None:
+        """Every row recomputes its last `window` tokens (all of them when shorter) and takes the rest from
+        its cache."""
+        self.computed_tokens += sum(min(window, len(row)) for row in ids)
+        self.reused_tokens += sum(max(0, len(row) - window) for row in ids)
+
     def _left_pad(self, ids, total: int):
         import torch
 
@@ -160,6 +165,7 @@ class HFGenerator(LocalTokenizer):
 
         total, window = max(len(row) for row in ids), max(self._tails(keys, ids))
         input_ids, mask = self._left_pad(ids, total)
+        self._count_prompt_tokens(ids, window)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         past = (self._batch_cache(keys, ids, total, window) if total > window
                 else DynamicCache(config=self.model.config))

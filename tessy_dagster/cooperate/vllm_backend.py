@@ -44,6 +44,7 @@ class VLLMGenerator(LocalTokenizer):
         self.llm = LLM(**options)
         self.seed, self.seed_per_request = seed, generation.seed_per_request
         self.calls = 0
+        self.reused_tokens = self.computed_tokens = 0  # prompt tokens found in the prefix cache / run through the model
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
                  stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
@@ -64,6 +65,9 @@ class VLLMGenerator(LocalTokenizer):
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in ids], params, use_tqdm=False)
         results = []
         for output in outputs:
+            cached = output.num_cached_tokens or 0
+            self.reused_tokens += cached
+            self.computed_tokens += len(output.prompt_token_ids) - cached
             choice = output.outputs[0]
             reason = vllm_finish_reason(choice.finish_reason, choice.stop_reason, self.think_end, stop_at_think_end)
             text, n_tokens = choice.text, len(choice.token_ids)
