@@ -142,6 +142,8 @@ def main() -> None:
     parser.add_argument("--settings", default=None, help="a JSON overrides file, e.g. examples/vllm_cpu.json")
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--in-flight", type=int, default=None,
+                        help="sequences in flight (cooperate.batch_size); default: the settings'")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     import torch
@@ -149,6 +151,8 @@ def main() -> None:
     settings = load_settings(args.profile, args.settings)
     coop = settings.cooperate.model_copy(update={"generation": settings.cooperate.generation.model_copy(
         update={"backend": args.backend})})
+    if args.in_flight:
+        coop = coop.model_copy(update={"batch_size": args.in_flight})
     home = tessy_home()
     prompts = sorted((r["problem_id"], r["prompt"])
                      for r in read_table(artifact_dir(home, "prompts") / "prompts.parquet").to_pylist())[:args.prompts]
