@@ -24,8 +24,20 @@ from .generation import Generation, LocalTokenizer
 
 @dataclass
 class _Cached:
+    """One sequence's keys and values, in parts laid end to end along the token axis: each call adds a part
+    for what it computed and keeps the earlier parts as they are, so a round copies only its new tokens."""
     ids: list[int]  # the tokens whose keys and values are held
-    kv: object  # a tensor [layers, 2 (keys, values), heads, len(ids), head_dim]
+    parts: list  # tensors [layers, 2 (keys, values), heads, tokens, head_dim]; their tokens add up to len(ids)
+
+    def head(self, n: int) -> list:
+        """The parts (views) that hold the first n tokens."""
+        out = []
+        for part in self.parts:
+            if n <= 0:
+                break
+            out.append(part[:, :, :, :n])
+            n -= part.shape[3]
+        return out
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -47,6 +59,8 @@ def _cheapest_window(tails: list[int]) -> int:
 
 class HFGenerator(LocalTokenizer):
     """A causal LM and its tokenizer from a `save_pretrained` folder."""
+
+    max_cache_parts = 16  # a sequence's cached parts are joined into one when there are this many
 
     def __init__(self, model_dir: str | Path, batch_size: int = 64, think_end: str = THINK_END):
         import torch
@@ -139,7 +153,8 @@ class HFGenerator(LocalTokenizer):
             results.append(Generation(text=text, n_tokens=n_tokens, finish_reason=reason))
             # The last sampled token was never fed back, so the cache ends one token short of it.
             stored.append(ids[i] + row_new[:min(n_kept, len(row_new) - 1)])
-        self._store(keys, out.past_key_values, stored, [total - len(row) for row in ids])
+        self._store(keys, out.past_key_values, stored, [total - len(row) for row in ids],
+                    [max(0, len(row) - window) for row in ids])
         return results
 
     def _count_prompt_tokens(self, ids, window: int) -> None:
@@ -173,7 +188,8 @@ class HFGenerator(LocalTokenizer):
             out = self.model(input_ids=input_ids[:, total - window:], attention_mask=mask,
                              position_ids=positions[:, total - window:], past_key_values=past, use_cache=True,
                              logits_to_keep=1)
-        self._store(keys, out.past_key_values, ids, [total - len(row) for row in ids])
+        self._store(keys, out.past_key_values, ids, [total - len(row) for row in ids],
+                    [max(0, len(row) - window) for row in ids])
 
     def _batch_cache(self, keys, ids, total: int, window: int):
         """A DynamicCache of total - window columns: row i's first len(row) - window tokens from its cache,
@@ -182,23 +198,33 @@ class HFGenerator(LocalTokenizer):
         from transformers import DynamicCache
 
         cached = total - window
-        some = next(iter(self._cache.values())).kv
+        some = next(iter(self._cache.values())).parts[0]
         kv = torch.zeros((some.shape[0], 2, len(ids), some.shape[2], cached, some.shape[4]), dtype=some.dtype)
         for i, row in enumerate(ids):
             n = len(row) - window
-            if n > 0:
-                kv[:, :, i, :, cached - n:] = self._cache[keys[i]].kv[:, :, :, :n]
+            if n <= 0:
+                continue
+            column = cached - n
+            for part in self._cache[keys[i]].head(n):
+                kv[:, :, i, :, column:column + part.shape[3]] = part
+                column += part.shape[3]
         return DynamicCache(ddp_cache_data=[(layer[0], layer[1]) for layer in kv], config=self.model.config)
 
-    def _store(self, keys, cache, tokens: list[list[int]], starts: list[int]) -> None:
-        """Keep each named row's keys and values for `tokens`, which start at the row's column `starts[i]`."""
+    def _store(self, keys, cache, tokens: list[list[int]], starts: list[int], reused: list[int]) -> None:
+        """Keep each named row's keys and values for `tokens`, which start at the row's column `starts[i]`;
+        the first `reused[i]` of them came from the row's cache and are kept from there, not copied."""
         import torch
 
         if all(key is None for key in keys):
             return
-        # One copy of the whole batch, then one slice per row: far fewer tensor ops than slicing every layer
-        # of every row. The clone lets the batch's tensor go when the call ends.
-        kv = torch.stack([torch.stack((layer.keys, layer.values)) for layer in cache.layers])
-        for i, (key, row, start) in enumerate(zip(keys, tokens, starts)):
-            if key is not None:
-                self._cache[key] = _Cached(row, kv[:, :, i, :, start:start + len(row)].clone())
+        # One copy of the columns computed in this call, for the whole batch, then one slice per row: far
+        # fewer tensor ops than slicing every layer of every row. The clone lets the batch's tensor go.
+        low = min(start + n for start, n in zip(starts, reused))
+        kv = torch.stack([torch.stack((layer.keys[:, :, low:], layer.values[:, :, low:])) for layer in cache.layers])
+        for i, (key, row, start, n) in enumerate(zip(keys, tokens, starts, reused)):
+            if key is None:
+                continue
+            kept = self._cache[key].head(n) if n > 0 else []
+            if len(kept) >= self.max_cache_parts:  # one part again, so copying a row stays a few ops
+                kept = [torch.cat(kept, dim=3)]
+            self._cache[key] = _Cached(row, kept + [kv[:, :, i, :, start + n - low:start + len(row) - low].clone()])

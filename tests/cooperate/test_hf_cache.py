@@ -25,10 +25,13 @@ def prompts(micro_world):
     return [r["prompt"] for r in rows[:6]]
 
 
-def test_cached_rounds_match_recomputing(micro_world, prompts):
+@pytest.mark.parametrize("max_cache_parts", [16, 2])
+def test_cached_rounds_match_recomputing(micro_world, prompts, max_cache_parts):
     """Rounds of growing text as the engine sends them: own text cut mid-word, another writer's words
-    appended, a sequence joining late. Greedy output with the cache equals output without it."""
+    appended, a sequence joining late. Greedy output with the cache equals output without it, also when a
+    sequence's cached parts are joined every other round."""
     cached, plain = HFGenerator(micro_world["teacher"], batch_size=4), HFGenerator(micro_world["teacher"], batch_size=4)
+    cached.max_cache_parts = max_cache_parts
     texts = [cached.chat_prompt(p) for p in prompts]
     keys = [f"p{i}" for i in range(len(prompts))]
     live = 3  # the rest join in the third round
@@ -38,6 +41,7 @@ def test_cached_rounds_match_recomputing(micro_world, prompts):
         a = cached.generate(texts[:live], 4, GREEDY, stop_at_think_end=True, cache_keys=keys[:live])
         b = plain.generate(texts[:live], 4, GREEDY, stop_at_think_end=True)
         assert a == b, f"round {round_}"
+        assert all(len(entry.parts) <= max_cache_parts for entry in cached._cache.values())
         for i, out in enumerate(a):
             cut = len(out.text) // 2 if i % 2 else len(out.text)  # half the rows lose part of their chunk
             texts[i] += out.text[:cut] + (" Wait, let me check." if i % 3 == 0 else "")
