@@ -126,7 +126,10 @@ class CooperativeEngine:
                 if group:
                     self._step(role, group, chat[role])
             still = []
-            self._release([q for q in active if q.ended])  # the cache holds the sequences in flight only
+            # The cache holds the sequences in flight, and for a finished thinking the answering model's
+            # copy, which the answer continues.
+            self._release([q for q in active if q.ended and q.ended != NORMAL_END])
+            self._release([q for q in active if q.ended == NORMAL_END], but=answer_role)
             for q in active:
                 if q.ended == NORMAL_END:
                     thinking_done.append(q)
@@ -195,8 +198,9 @@ class CooperativeEngine:
         pending = [_Sequence(pid, text, role="teacher") for pid, text in prompts]
         done, rows = [], []
         while pending:
+            # Named, so that a teacher that also answers continues from its cache of the thinking.
             outs = teacher.generate([teacher.chat_prompt(q.prompt) for q in pending], s.max_student_tokens,
-                                    s.sampling, stop_at_think_end=True)
+                                    s.sampling, stop_at_think_end=True, cache_keys=[q.key for q in pending])
             counts = self.models["student"].count_tokens([o.text for o in outs])
             retry = []
             for q, out, n in zip(pending, outs, counts):
@@ -214,6 +218,8 @@ class CooperativeEngine:
                     retry.append(_Sequence(q.prompt_id, q.prompt, attempt=q.attempt + 1, role="teacher"))
                 else:
                     rows.append(self._row(q, arm, answer="", answer_reason="none"))
+            self._release([q for q in pending if q.ended != NORMAL_END])
+            self._release([q for q in pending if q.ended == NORMAL_END], but=answer_role)
             pending = retry
             self.progress(f"{arm}: {len(done) + len(rows)}/{len(prompts)} done, {len(pending)} to retry")
         rows.extend(self._answers(done, arm, answer_role))
@@ -225,13 +231,16 @@ class CooperativeEngine:
         model = self.models[answer_role]
         prompts = [model.chat_prompt(q.prompt) + q.text.strip() + f"\n{model.think_end}\n\n" for q in seqs]
         outs = model.generate(prompts, self.settings.max_answer_tokens, self.settings.sampling,
-                              stop_at_think_end=False)
+                              stop_at_think_end=False, cache_keys=[q.key for q in seqs])
+        self._release(seqs)
         return [self._row(q, arm, answer=o.text.strip(), answer_reason=o.finish_reason, answer_role=answer_role)
                 for q, o in zip(seqs, outs)]
 
-    def _release(self, seqs: list[_Sequence]) -> None:
-        for model in self.models.values():
-            model.release([q.key for q in seqs])
+    def _release(self, seqs: list[_Sequence], but: str | None = None) -> None:
+        """Forget `seqs` in every model's cache, except the model of role `but`."""
+        for role, model in self.models.items():
+            if role != but:
+                model.release([q.key for q in seqs])
 
     def _row(self, q: _Sequence, arm: str, *, answer: str, answer_reason: str, answer_role: str = "student") -> dict:
         thinking = q.text.strip()
