@@ -92,8 +92,11 @@ def parameter_count(model_dir: Path) -> int:
     return total
 
 
-def prompt_token_counts(models) -> tuple[int, int]:
-    """Prompt tokens the generation models have computed and taken from their caches, so far."""
+def prompt_token_counts(models) -> tuple[int | None, int | None]:
+    """Prompt tokens the generation models have computed and taken from their caches, so far (None where a
+    backend cannot tell: a server that does not report cached tokens)."""
+    if any(getattr(m, "computed_tokens", None) is None for m in models.values()):
+        return None, None
     return (sum(m.computed_tokens for m in models.values()), sum(m.reused_tokens for m in models.values()))
 
 
@@ -107,7 +110,8 @@ def run_arm(arm, prompts, models, boundary, settings, report: bool = True) -> di
     with ForwardTimer(generation_modules) as generation_forward, ForwardTimer(boundary_modules) as boundary_forward:
         rows = engine.run(arm, prompts)
     wall = time.perf_counter() - start
-    computed, reused = (after - first for after, first in zip(prompt_token_counts(models), before))
+    computed, reused = (None if first is None else after - first
+                        for after, first in zip(prompt_token_counts(models), before))
     answer_tokens = sum(models["student"].count_tokens([r["answer"] for r in rows]))
     thinking_tokens = sum(r["n_tokens_total"] for r in rows)
     generated = sum(r["n_own_tokens_teacher"] + r["n_own_tokens_student"] + r["rollback_tokens"] for r in rows)
@@ -138,7 +142,8 @@ def run_arm(arm, prompts, models, boundary, settings, report: bool = True) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("TESSY_PROFILE", "toy"))
-    parser.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    parser.add_argument("--backend", default="hf", choices=["hf", "vllm", "openai"],
+                        help="openai: servers named in the settings, e.g. started by benchmarks/vllm_cpu_servers.sh")
     parser.add_argument("--settings", default=None, help="a JSON overrides file, e.g. examples/vllm_cpu.json")
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)

@@ -32,6 +32,9 @@ class OpenAIGenerator(LocalTokenizer):
         self.concurrency, self.timeout_s = concurrency, timeout_s
         self.max_retries, self.backoff_s = max_retries, backoff_s
         self.requests = 0  # sent, retries included (for the cost benchmark)
+        # prompt tokens the server computed / found in its prefix cache; None until it reports cached tokens
+        # (vLLM does with --enable-prompt-tokens-details)
+        self.computed_tokens = self.reused_tokens = None
 
     @classmethod
     def from_settings(cls, model_dir, generation: GenerationSettings, *, role: str, think_end: str):
@@ -93,6 +96,10 @@ class OpenAIGenerator(LocalTokenizer):
             raise RuntimeError(f"{self.url}: not a completions response ({err!r}): {str(data)[:300]}") from None
         reason = vllm_finish_reason(finish, choice.get("stop_reason"), self.think_end, stop_at_think_end)
         usage = data.get("usage") or {}
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        if cached is not None and usage.get("prompt_tokens") is not None:
+            self.computed_tokens = (self.computed_tokens or 0) + usage["prompt_tokens"] - cached
+            self.reused_tokens = (self.reused_tokens or 0) + cached
         n_tokens = usage.get("completion_tokens")
         if n_tokens is None:
             n_tokens = self.count_tokens([text])[0]

@@ -38,7 +38,9 @@ def make_app(model_dir: str, served_name: str, fail_first: int) -> Starlette:
         stop_reason = generator.think_end if out.finish_reason == "think_end" else None
         return {"object": "text_completion", "model": served_name,
                 "choices": [{"index": 0, "text": out.text, "finish_reason": finish, "stop_reason": stop_reason}],
-                "usage": {"completion_tokens": out.n_tokens}}
+                # this server keeps no prefix cache: every prompt token is computed
+                "usage": {"completion_tokens": out.n_tokens, "prompt_tokens": generator.count_tokens([body["prompt"]])[0],
+                          "prompt_tokens_details": {"cached_tokens": 0}}}
 
     async def completions(request: Request):
         if state["failures_left"] > 0:

@@ -63,6 +63,8 @@ def test_batched_requests_come_back_in_order_with_finish_reasons(servers, micro_
     greedy = SamplingSettings(temperature=0.0)
     outs = generator.generate(prompts, 24, greedy, stop_at_think_end=True)
     assert len(outs) == 6 and generator.requests == 6
+    # the prompt tokens the server says it computed and found in its cache (this one keeps none)
+    assert generator.computed_tokens == sum(generator.count_tokens(prompts)) and generator.reused_tokens == 0
     # each answer belongs to its own prompt: the same greedy text as the model run in-process, one by one
     local = HFGenerator(micro_world["teacher"], batch_size=1)
     assert outs == local.generate(prompts, 24, greedy, stop_at_think_end=True)
