@@ -13,6 +13,8 @@ e.g. the larger toy teacher of examples/toy_large_teacher.json (see the README).
     .venv/bin/python benchmarks/cooperation_cost.py --backend hf --prompts 256 --out benchmarks/results/cost_hf.json
     .venv/bin/python benchmarks/cooperation_cost.py --backend vllm --settings examples/vllm_cpu.json \
         --prompts 256 --out benchmarks/results/cost_vllm_cpu.json
+    bash benchmarks/vllm_cpu_servers.sh && .venv/bin/python benchmarks/cooperation_cost.py --backend openai \
+        --settings examples/openai_vllm_cpu_servers.json --out benchmarks/results/cost_openai_vllm_cpu_servers.json
 """
 
 import argparse
