@@ -126,10 +126,7 @@ class CooperativeEngine:
                 if group:
                     self._step(role, group, chat[role])
             still = []
-            # The cache holds the sequences in flight, and for a finished thinking the answering model's
-            # copy, which the answer continues.
-            self._release([q for q in active if q.ended and q.ended != NORMAL_END])
-            self._release([q for q in active if q.ended == NORMAL_END], but=answer_role)
+            self._release_ended(active, answer_role)
             for q in active:
                 if q.ended == NORMAL_END:
                     thinking_done.append(q)
@@ -218,8 +215,7 @@ class CooperativeEngine:
                     retry.append(_Sequence(q.prompt_id, q.prompt, attempt=q.attempt + 1, role="teacher"))
                 else:
                     rows.append(self._row(q, arm, answer="", answer_reason="none"))
-            self._release([q for q in pending if q.ended != NORMAL_END])
-            self._release([q for q in pending if q.ended == NORMAL_END], but=answer_role)
+            self._release_ended(pending, answer_role)
             pending = retry
             self.progress(f"{arm}: {len(done) + len(rows)}/{len(prompts)} done, {len(pending)} to retry")
         rows.extend(self._answers(done, arm, answer_role))
@@ -241,6 +237,12 @@ class CooperativeEngine:
         for role, model in self.models.items():
             if role != but:
                 model.release([q.key for q in seqs])
+
+    def _release_ended(self, seqs: list[_Sequence], answer_role: str) -> None:
+        """The cache holds the sequences in flight. A failed one goes from every model; a finished thinking
+        stays in the answering model's cache, which its answer continues (`_answers` releases it)."""
+        self._release([q for q in seqs if q.ended and q.ended != NORMAL_END])
+        self._release([q for q in seqs if q.ended == NORMAL_END], but=answer_role)
 
     def _row(self, q: _Sequence, arm: str, *, answer: str, answer_reason: str, answer_role: str = "student") -> dict:
         thinking = q.text.strip()

@@ -149,12 +149,11 @@ class HFGenerator(LocalTokenizer):
             n_tokens = n_kept
             if stop_at_think_end and self.think_end in text:  # a marker of several tokens, stopped by string
                 text, reason = text[:text.index(self.think_end)], "think_end"
-                n_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+                n_tokens = self.count_tokens([text])[0]
             results.append(Generation(text=text, n_tokens=n_tokens, finish_reason=reason))
             # The last sampled token was never fed back, so the cache ends one token short of it.
             stored.append(ids[i] + row_new[:min(n_kept, len(row_new) - 1)])
-        self._store(keys, out.past_key_values, stored, [total - len(row) for row in ids],
-                    [max(0, len(row) - window) for row in ids])
+        self._store(keys, out.past_key_values, ids, window, stored)
         return results
 
     def _count_prompt_tokens(self, ids, window: int) -> None:
@@ -188,8 +187,7 @@ class HFGenerator(LocalTokenizer):
             out = self.model(input_ids=input_ids[:, total - window:], attention_mask=mask,
                              position_ids=positions[:, total - window:], past_key_values=past, use_cache=True,
                              logits_to_keep=1)
-        self._store(keys, out.past_key_values, ids, [total - len(row) for row in ids],
-                    [max(0, len(row) - window) for row in ids])
+        self._store(keys, out.past_key_values, ids, window, ids)
 
     def _batch_cache(self, keys, ids, total: int, window: int):
         """A DynamicCache of total - window columns: row i's first len(row) - window tokens from its cache,
@@ -210,13 +208,17 @@ class HFGenerator(LocalTokenizer):
                 column += part.shape[3]
         return DynamicCache(ddp_cache_data=[(layer[0], layer[1]) for layer in kv], config=self.model.config)
 
-    def _store(self, keys, cache, tokens: list[list[int]], starts: list[int], reused: list[int]) -> None:
-        """Keep each named row's keys and values for `tokens`, which start at the row's column `starts[i]`;
-        the first `reused[i]` of them came from the row's cache and are kept from there, not copied."""
+    def _store(self, keys, cache, ids, window: int, tokens: list[list[int]]) -> None:
+        """Keep each named row's keys and values for `tokens` (its prompt `ids[i]`, then what was generated
+        after it), from a batch left-padded to the longest prompt that recomputed the last `window` tokens:
+        the earlier ones came from the row's cache and are kept from there, not copied."""
         import torch
 
         if all(key is None for key in keys):
             return
+        total = max(len(row) for row in ids)
+        starts = [total - len(row) for row in ids]
+        reused = [max(0, len(row) - window) for row in ids]
         # One copy of the columns computed in this call, for the whole batch, then one slice per row: far
         # fewer tensor ops than slicing every layer of every row. The clone lets the batch's tensor go.
         low = min(start + n for start, n in zip(starts, reused))
