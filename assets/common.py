@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from dagster import DataVersion, MaterializeResult, MetadataValue
 
-from tessy_dagster.storage import build_artifact, read_manifest, reusable_manifest
+from tessy_dagster.storage import build_artifact, data_location, data_version, read_manifest, reusable_manifest
 
 OWNERS = ["team:tessy"]
 
 
 def upstream(config, asset: str, partition: str | None = None) -> dict:
-    """An upstream artifact's folder and content digest, from its key and partition (never "the newest")."""
+    """An upstream artifact's data folder and data version, from its key and partition (never "the newest").
+    For an input read where it is (a team's model folder) the folder is that location."""
     folder = config.dir(asset, partition)
-    return {"dir": str(folder), "digest": read_manifest(folder)["digest"]}
+    manifest = read_manifest(folder)
+    return {"dir": data_location(folder, manifest), "digest": data_version(manifest)}
 
 
 def result_from_manifest(manifest: dict, out_dir, reused: bool) -> MaterializeResult:
     metadata = {k: v for k, v in manifest["metrics"].items() if isinstance(v, (int, float))}
-    metadata.update(path=MetadataValue.path(str(out_dir)), digest=manifest["digest"], reused=reused)
-    return MaterializeResult(metadata=metadata, data_version=DataVersion(manifest["digest"]))
+    metadata.update(path=MetadataValue.path(data_location(out_dir, manifest)), digest=data_version(manifest),
+                    reused=reused)
+    return MaterializeResult(metadata=metadata, data_version=DataVersion(data_version(manifest)))
 
 
 def outcome_metadata(outcomes: list[dict]) -> dict:
@@ -41,12 +44,13 @@ def materialize_heavy(context, config, launcher, *, asset: str, partition: str |
 
 
 def materialize_local(context, config, *, asset: str, partition: str | None, inputs: dict, settings: dict,
-                      code_version: str, build) -> MaterializeResult:
+                      code_version: str, build, extra: dict | None = None) -> MaterializeResult:
     """Build a light artifact in-process with `build(tmp_dir) -> metrics`, reusing an unchanged one."""
     out_dir = config.dir(asset, partition)
     manifest = reusable_manifest(out_dir, inputs, settings, code_version)
     reused = manifest is not None
     if not reused:
-        manifest = build_artifact(out_dir, inputs=inputs, settings=settings, code_version=code_version, build=build)
+        manifest = build_artifact(out_dir, inputs=inputs, settings=settings, code_version=code_version, build=build,
+                                  extra=extra)
     context.log.info(f"{asset}: {'reused' if reused else 'wrote'} {out_dir}")
     return result_from_manifest(manifest, out_dir, reused=reused)

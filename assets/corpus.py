@@ -23,13 +23,13 @@ def drift_thresholds(tessy: TessyConfig, arm: str) -> DriftThresholds:
     c = tessy.settings.corpus
     return DriftThresholds(max_mean_teacher_token_share=c.max_mean_teacher_token_share.get(arm),
                            max_mean_teacher_marker_rate=c.max_mean_teacher_marker_rate.get(arm),
-                           max_row_teacher_marker_rate=c.max_row_teacher_marker_rate.get(arm))
+                           max_row_teacher_marker_rate=c.max_row_teacher_marker_rate.get(arm),
+                           markers=tessy.settings.lexicons is not None)
 
 
 def run_drift_suite(corpus_dir: Path, thresholds: DriftThresholds) -> dict:
     """Validate the corpus' per-trace drift metrics; the verdict is saved beside the corpus, in the artifact."""
-    metrics = read_table(corpus_dir / "corpus.parquet").select(
-        ["teacher_token_share", "teacher_marker_rate", "student_marker_rate"]).to_pandas()
+    metrics = read_table(corpus_dir / "corpus.parquet").select(list(thresholds.columns)).to_pandas()
     report = validate_style_drift(metrics, thresholds)
     verdict = {"success": report.success, "n_rows": report.n_rows,
                "outcomes": [dataclasses.asdict(o) for o in report.outcomes]}
@@ -45,24 +45,28 @@ def drift_check_result(verdict: dict) -> AssetCheckResult:
 
 
 @asset(group_name="corpus", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
-       partitions_def=arm_partitions, deps=["cooperative_traces"],
+       partitions_def=arm_partitions, deps=["cooperative_traces", "student_model"],
        check_specs=[AssetCheckSpec(DRIFT_CHECK, asset="sft_corpus", blocking=True,
                                    description="Great Expectations suite over per-trace style-drift metrics")],
        description="Filtered chat records (ended normally, within budget, answered) with per-trace drift metrics.")
 def sft_corpus(context: AssetExecutionContext, tessy: TessyConfig):
     arm = context.partition_key
-    inputs = {"cooperative_traces": upstream(tessy, "cooperative_traces", arm)}
+    # the student's chat template decides how the assistant turn is written
+    inputs = {"cooperative_traces": upstream(tessy, "cooperative_traces", arm),
+              "student_model": upstream(tessy, "student_model")}
     budget = tessy.settings.cooperate.max_student_tokens
+    lexicons = tessy.settings.lexicons
     thresholds = drift_thresholds(tessy, arm)
 
     def build(out: Path) -> dict:
         stats = build_sft_corpus(inputs["cooperative_traces"]["dir"] + "/traces.parquet", out / "corpus.parquet",
-                                 budget)
+                                 budget, student=inputs["student_model"]["dir"], lexicons=lexicons)
         verdict = run_drift_suite(out, thresholds)
         return {**stats, "drift_suite_passed": int(verdict["success"])}
 
     result = materialize_local(context, tessy, asset="sft_corpus", partition=arm, inputs=inputs,
-                               settings={"max_student_tokens": budget, "drift": dataclasses.asdict(thresholds)},
+                               settings={"max_student_tokens": budget, "drift": dataclasses.asdict(thresholds),
+                                         "lexicons": lexicons.model_dump() if lexicons else None},
                                code_version=CODE_VERSION, build=build)
     verdict = json.loads((tessy.dir("sft_corpus", arm) / DRIFT_REPORT).read_text())
     return MaterializeResult(metadata=result.metadata, data_version=result.data_version,

@@ -163,8 +163,8 @@ def main() -> None:
     home = tessy_home()
     prompts = sorted((r["problem_id"], r["prompt"])
                      for r in read_table(artifact_dir(home, "prompts") / "prompts.parquet").to_pylist())[:args.prompts]
-    models = {role: load_generator(artifact_dir(home, f"{role}_model"), coop.generation, role=role,
-                                   think_end=coop.think_end[role]) for role in ("teacher", "student")}
+    models = {role: load_generator(artifact_dir(home, f"{role}_model"), coop.generation, role=role)
+              for role in ("teacher", "student")}
     boundary = BoundaryPredictor(artifact_dir(home, "boundary_model"), context_tokens=settings.boundary.context_tokens,
                                  batch_size=coop.batch_size)
     runs = {"teacher_only": [], "tessy": []}

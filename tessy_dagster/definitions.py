@@ -8,11 +8,11 @@ import os
 
 from dagster import AssetSelection, Definitions, define_asset_job, load_assets_from_modules
 
-from assets import boundary, corpus, evaluation, synthesis, toyworld, training
+from assets import boundary, corpus, evaluation, inputs, synthesis, training
 from assets.partitions import arm_partitions, score_partitions
 from resources import StepLauncher, TessyConfig
 
-all_assets = load_assets_from_modules([toyworld, boundary, synthesis, corpus, training, evaluation])
+all_assets = load_assets_from_modules([inputs, boundary, synthesis, corpus, training, evaluation])
 
 inputs_and_boundary = AssetSelection.groups("inputs", "boundary")
 arm_assets = AssetSelection.assets("cooperative_traces", "sft_corpus", "student_checkpoint")
@@ -21,11 +21,11 @@ defs = Definitions(
     assets=all_assets,
     jobs=[
         define_asset_job("build_inputs_and_boundary", selection=inputs_and_boundary,
-                         description="Toy world inputs, boundary dataset and boundary model."),
+                         description="Inputs (toy world or a team's files), boundary dataset and boundary model."),
         define_asset_job("synthesize_and_train", selection=arm_assets, partitions_def=arm_partitions,
                          description="One arm: traces, corpus (drift-checked), fine-tuned student."),
         define_asset_job("score", selection=AssetSelection.assets("benchmark_scores"),
-                         partitions_def=score_partitions, description="Score one model on the benchmark."),
+                         partitions_def=score_partitions, description="Score one model on every benchmark suite."),
     ],
     resources={
         "tessy": TessyConfig(

@@ -4,13 +4,28 @@ import pyarrow as pa
 
 _i32 = pa.int32()
 
-PROBLEMS = pa.schema([
+# The task prompts, from the toy world or a team's prompts file, with where each row came from.
+PROMPTS = pa.schema([
     ("problem_id", pa.string()),
     ("prompt", pa.string()),
-    ("n_steps", _i32),
-    ("steps", pa.string()),  # JSON list of [op, k]
-    ("test_inputs", pa.list_(pa.int64())),
-    ("test_outputs", pa.list_(pa.int64())),
+    ("tests", pa.string()),  # JSON of the source's tests column, "" when it has none
+    ("difficulty", pa.string()),
+    ("source", pa.string()),
+    ("source_file", pa.string()),
+    ("source_row", pa.int64()),
+])
+
+# Every benchmark suite's problems in one table; `tests` is the kind's JSON (see evaluate/benchmarks).
+BENCHMARK_PROBLEMS = pa.schema([
+    ("problem_id", pa.string()),
+    ("suite", pa.string()),
+    ("kind", pa.string()),  # toy | humaneval | livecodebench | final_answer
+    ("prompt", pa.string()),  # the user message, worded as the benchmark's own harness words it
+    ("tests", pa.string()),
+    ("difficulty", pa.string()),  # "" where the suite has none; the toy world's step count ("3-step")
+    ("release_date", pa.string()),  # ISO date where the suite has one (LiveCodeBench), else ""
+    ("source_file", pa.string()),
+    ("source_row", pa.int64()),
 ])
 
 SPAN = pa.struct([("text", pa.string()), ("author", pa.string()), ("start", _i32), ("end", _i32)])
@@ -67,16 +82,25 @@ SFT_CORPUS = pa.schema([
     ("student_marker_rate", pa.float64()),
 ])
 
+# One row per sampled answer to a benchmark problem.
 SCORES = pa.schema([
     ("problem_id", pa.string()),
-    ("n_steps", _i32),
+    ("suite", pa.string()),
+    ("kind", pa.string()),
+    ("difficulty", pa.string()),
+    ("release_date", pa.string()),
+    ("sample", _i32),  # 0 .. samples_per_problem - 1
     ("thinking", pa.string()),
     ("answer", pa.string()),
-    ("finish_reason", pa.string()),
-    ("status", pa.string()),
+    ("closed", pa.bool_()),  # the thinking section was closed (an answer could follow)
+    ("thinking_tokens", _i32),  # in the scored model's tokenizer
+    ("finish_reason", pa.string()),  # stop | length | prompt_too_long
+    ("truncated", pa.bool_()),  # generation hit max_new_tokens
+    ("status", pa.string()),  # the judge's verdict, or no_answer / prompt_too_long
+    ("detail", pa.string()),
     ("n_passed", _i32),
     ("n_tests", _i32),
     ("passed", pa.bool_()),
-    ("teacher_marker_rate", pa.float64()),
+    ("teacher_marker_rate", pa.float64()),  # null where no lexicon is configured
     ("student_marker_rate", pa.float64()),
 ])

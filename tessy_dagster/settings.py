@@ -245,8 +245,6 @@ class CooperateSettings(_Strict):
     repetition_max_words: int = Field(50, ge=1)
     repetition_count: int = Field(8, ge=2)
     sampling: SamplingSettings = SamplingSettings()
-    # Each model's end-of-thinking marker (its chat template's); the trace is cut there.
-    think_end: dict[str, str] = {"teacher": "</think>", "student": "</think>"}
     generation: GenerationSettings = GenerationSettings()
     shard_size: int = Field(256, ge=1)  # prompts per shard: a killed run resumes after the last whole shard
     seed: int = 0

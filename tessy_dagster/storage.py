@@ -73,7 +73,10 @@ def work_dir(out_dir: str | Path, inputs: dict, settings: dict, code_version: st
     return out_dir.parent / f".{out_dir.name}.work-{fingerprint(inputs, settings, code_version)[:16]}"
 
 
-def write_manifest(folder: str | Path, *, inputs: dict, settings: dict, metrics: dict, code_version: str) -> dict:
+def write_manifest(folder: str | Path, *, inputs: dict, settings: dict, metrics: dict, code_version: str,
+                   extra: dict | None = None) -> dict:
+    """`extra` may name a `location` (an input read where it is, e.g. a team's model folder: downstream reads
+    that instead of this folder) and a `data_version` (the source's content digest, instead of this folder's)."""
     manifest = {
         "digest": digest_dir(folder),
         "inputs": inputs,
@@ -81,6 +84,7 @@ def write_manifest(folder: str | Path, *, inputs: dict, settings: dict, metrics:
         "code_version": code_version,
         "fingerprint": fingerprint(inputs, settings, code_version),
         "metrics": metrics,
+        **(extra or {}),
     }
     (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     return manifest
@@ -89,6 +93,16 @@ def write_manifest(folder: str | Path, *, inputs: dict, settings: dict, metrics:
 def fingerprint(inputs: dict, settings: dict, code_version: str) -> str:
     """What an artifact was made from; equal fingerprints mean a rerun may reuse the artifact."""
     return digest_json({"inputs": inputs, "settings": settings, "code_version": code_version})
+
+
+def data_version(manifest: dict) -> str:
+    """What downstream depends on: the source's digest for an input read where it is, else the content digest."""
+    return manifest.get("data_version", manifest["digest"])
+
+
+def data_location(folder: str | Path, manifest: dict) -> str:
+    """Where the artifact's data is: the folder itself, or the `location` it records."""
+    return manifest.get("location", str(folder))
 
 
 def read_manifest(folder: str | Path) -> dict:
@@ -114,11 +128,13 @@ def read_table(path: str | Path) -> pa.Table:
     return pq.read_table(path)
 
 
-def build_artifact(out_dir: str | Path, *, inputs: dict, settings: dict, code_version: str, build) -> dict:
+def build_artifact(out_dir: str | Path, *, inputs: dict, settings: dict, code_version: str, build,
+                   extra: dict | None = None) -> dict:
     """Fill a fresh folder with `build(tmp_dir) -> metrics`, write its manifest, move it into place."""
     with atomic_dir(out_dir) as tmp:
         metrics = build(tmp)
-        manifest = write_manifest(tmp, inputs=inputs, settings=settings, metrics=metrics, code_version=code_version)
+        manifest = write_manifest(tmp, inputs=inputs, settings=settings, metrics=metrics, code_version=code_version,
+                                  extra=extra)
     return manifest
 
 

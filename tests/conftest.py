@@ -14,23 +14,31 @@ from tessy_dagster.settings import load_settings  # noqa: E402
 
 @pytest.fixture(scope="session")
 def micro():
-    return load_settings("micro")
+    """The micro profile as the assets see it: with the toy world's lexicons filled in by the input wiring."""
+    from resources.settings import resolve_settings
+
+    return resolve_settings(load_settings("micro"))
 
 
 @pytest.fixture(scope="session")
 def micro_world(tmp_path_factory, micro):
     """Prompts, benchmark, teacher, student and boundary model built by the engine (no Dagster)."""
+    import pyarrow as pa
+
+    from tessy_dagster import schemas
     from tessy_dagster.boundary.dataset import build_boundary_dataset, train_from_windows
+    from tessy_dagster.storage import write_table
     from tessy_dagster.toyworld.models import build_toy_model
-    from tessy_dagster.toyworld.world import write_benchmark, write_prompts
+    from tessy_dagster.toyworld.world import benchmark_rows, prompt_rows
 
     root = tmp_path_factory.mktemp("micro_world")
     quiet = lambda message: None  # noqa: E731
     dirs = {name: root / name for name in ("prompts", "benchmark", "teacher", "student", "windows", "boundary")}
     for d in dirs.values():
         d.mkdir()
-    write_prompts(micro.toyworld, dirs["prompts"])
-    write_benchmark(micro.toyworld, dirs["benchmark"])
+    write_table(pa.Table.from_pylist(prompt_rows(micro.toyworld)), dirs["prompts"] / "prompts.parquet", schemas.PROMPTS)
+    write_table(pa.Table.from_pylist(benchmark_rows(micro.toyworld)), dirs["benchmark"] / "problems.parquet",
+                schemas.BENCHMARK_PROBLEMS)
     for role in ("teacher", "student"):
         build_toy_model(role, micro.toyworld, dirs[role], quiet)
     build_boundary_dataset(teacher_dir=dirs["teacher"], student_dir=dirs["student"],

@@ -18,8 +18,10 @@ def test_the_quality_checks_are_blocking():
     assert checks["style_drift"].asset_key.to_user_string() == "sft_corpus"
     dataset_checks = {"both_sources_present", "style_char_share_in_band", "rejection_rate_below_max",
                       "spans_well_formed"}
-    assert set(checks) == {"style_drift"} | dataset_checks
+    prompt_checks = {"ids_unique", "prompts_non_empty", "prompts_fit_context"}
+    assert set(checks) == {"style_drift"} | dataset_checks | prompt_checks
     assert all(checks[name].asset_key.to_user_string() == "boundary_dataset" for name in dataset_checks)
+    assert all(checks[name].asset_key.to_user_string() == "prompts" for name in prompt_checks)
     assert all(c.blocking for c in checks.values())
 
 

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from ..chat_format import strip_thinking
 from ..settings import BoundarySettings, SamplingSettings
 from .windows import lexicon_spans
 
@@ -46,13 +47,13 @@ class Annotation:
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
-_THINKING = re.compile(r"^<think>.*?</think>", re.DOTALL)
 
 
 def parse_reply(reply: str) -> list[str]:
-    """The reply as a list of non-empty strings. A surrounding ``` fence or a leading <think> block is
-    tolerated (instruct models add them); anything else that is not such a JSON list raises Rejected."""
-    body = _THINKING.sub("", reply.strip()).strip()
+    """The reply as a list of non-empty strings. A surrounding ``` fence or thinking before the answer (a
+    leading <think> block, or harmony's analysis channel before its final one) is tolerated (instruct models
+    add them); anything else that is not such a JSON list raises Rejected."""
+    body = strip_thinking(reply.strip()).strip()
     fenced = _FENCE.match(body)
     if fenced:
         body = fenced.group(1)
@@ -125,5 +126,7 @@ def load_annotator(settings: BoundarySettings, default_lexicon: tuple[str, ...])
         return LexiconAnnotator(settings.lexicon if settings.lexicon is not None else default_lexicon)
     from ..cooperate.generation import load_generator
 
-    generator = load_generator(settings.annotator_model, settings.annotator_generation, role="annotator")
+    # an instruct model need not think: its template may have no thinking section
+    generator = load_generator(settings.annotator_model, settings.annotator_generation, role="annotator",
+                               needs_thinking=False)
     return LLMAnnotator(generator, settings.annotator_max_new_tokens)

@@ -40,7 +40,7 @@ def sample_windows(*, model_dirs: dict, prompts: list[dict], settings: BoundaryS
     for source, model_dir in model_dirs.items():
         gen = load_generator(model_dir)
         progress(f"sampling {len(prompts)} thinking traces from the {source}")
-        outs = gen.generate([gen.chat_prompt(p["prompt"]) for p in prompts], settings.trace_max_tokens,
+        outs = gen.generate([gen.thinking_prompt(p["prompt"]) for p in prompts], settings.trace_max_tokens,
                             SamplingSettings(), stop_at_think_end=True)
         short = 0
         for p, out in zip(prompts, outs):

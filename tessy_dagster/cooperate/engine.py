@@ -3,8 +3,10 @@
 Each round groups the live sequences by role, asks that role's model for at most k tokens each (one batched
 call), asks the boundary model where each chunk stops being the role's (one batched call), keeps the text
 up to the cut completed to the next whitespace, and hands the rest of the trace to the other role. The
-models share text, not token ids, so their tokenizers and chat formats may differ. The student starts and
-always writes the final answer. Finished slots are refilled from the queue.
+models share text, not token ids, so their tokenizers and chat formats may differ: each model's prompt is
+its own template left inside its thinking section (`thinking_prompt`), continued by the shared text, and
+the answering model's prompt closes thinking and opens the answer its own way (`answer_prompt`). The
+student starts and always writes the final answer. Finished slots are refilled from the queue.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class CooperativeEngine:
     # --- cooperative thinking (tessy, teacher_answer) ----------------------------------------------
     def run_tessy(self, prompts: list[tuple[str, str]], arm: str = "tessy", answer_role: str = "student") -> list[dict]:
         s = self.settings
-        chat = {role: {pid: self.models[role].chat_prompt(text) for pid, text in prompts}
+        chat = {role: {pid: self.models[role].thinking_prompt(text) for pid, text in prompts}
                 for role in ("student", "teacher")}
         queue = deque(_Sequence(pid, text) for pid, text in prompts)
         active: list[_Sequence] = []
@@ -196,7 +198,7 @@ class CooperativeEngine:
         done, rows = [], []
         while pending:
             # Named, so that a teacher that also answers continues from its cache of the thinking.
-            outs = teacher.generate([teacher.chat_prompt(q.prompt) for q in pending], s.max_student_tokens,
+            outs = teacher.generate([teacher.thinking_prompt(q.prompt) for q in pending], s.max_student_tokens,
                                     s.sampling, stop_at_think_end=True, cache_keys=[q.key for q in pending])
             counts = self.models["student"].count_tokens([o.text for o in outs])
             retry = []
@@ -223,9 +225,10 @@ class CooperativeEngine:
 
     # --- answers and rows ------------------------------------------------------------------------
     def _answers(self, seqs: list[_Sequence], arm: str, answer_role: str = "student") -> list[dict]:
-        """The final answer, written by `answer_role` after the closed thinking section."""
+        """The final answer, written by `answer_role` after the thinking, closed and the answer opened in the
+        model's own format."""
         model = self.models[answer_role]
-        prompts = [model.chat_prompt(q.prompt) + q.text.strip() + f"\n{model.think_end}\n\n" for q in seqs]
+        prompts = [model.answer_prompt(q.prompt, q.text.strip()) for q in seqs]
         outs = model.generate(prompts, self.settings.max_answer_tokens, self.settings.sampling,
                               stop_at_think_end=False, cache_keys=[q.key for q in seqs])
         self._release(seqs)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import SamplingSettings
-from ..toyworld.tokenizers import THINK_END
 from .generation import Generation, LocalTokenizer
 
 
@@ -62,11 +61,11 @@ class HFGenerator(LocalTokenizer):
 
     max_cache_parts = 16  # a sequence's cached parts are joined into one when there are this many
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 64, think_end: str = THINK_END):
+    def __init__(self, model_dir: str | Path, batch_size: int = 64, needs_thinking: bool = True):
         import torch
         from transformers import AutoModelForCausalLM
 
-        super().__init__(model_dir, think_end)
+        super().__init__(model_dir, needs_thinking)
         if not (self.model_dir / "config.json").exists():
             raise FileNotFoundError(f"{model_dir}: no model here (config.json missing); materialize it first")
         self.tokenizer.padding_side = "left"
@@ -74,9 +73,14 @@ class HFGenerator(LocalTokenizer):
         self.batch_size = batch_size
         self.eos_id = self.tokenizer.eos_token_id
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
-        # A marker that is one token stops generation by id; a longer one by string (slower, but exact).
-        marker_id = self.tokenizer.convert_tokens_to_ids(think_end)
-        self.think_end_id = marker_id if marker_id is not None and marker_id != self.tokenizer.unk_token_id else None
+        # The end-of-thinking marker (from the chat template's format) stops generation by id when it is
+        # one token; a longer one by string (slower, but exact).
+        self.think_end_id = self._token_id(self.think_end)
+        # What ends the assistant's turn in its template stops as the eos token does (the same token in most
+        # templates; in harmony <|return|> ends the answer and <|call|> a tool call).
+        turn_ends = ([self.format.turn_end] if self.format else []) + (
+            ["<|return|>", "<|call|>"] if self.format and self.format.family == "harmony" else [])
+        self.turn_end_ids = sorted({i for i in map(self._token_id, turn_ends) if i is not None and i != self.eos_id})
         self._cache: dict[str, _Cached] = {}
         self.reused_tokens = self.computed_tokens = 0  # prompt tokens taken from the cache / run through the model
 
@@ -91,6 +95,13 @@ class HFGenerator(LocalTokenizer):
             out.extend(self._generate_batch(prompts[start:end], keys[start:end], max_new_tokens, sampling,
                                             stop_at_think_end))
         return out
+
+    def _token_id(self, text: str | None) -> int | None:
+        """The id of `text` where it is one token of the vocabulary, else None."""
+        if not text:
+            return None
+        marker_id = self.tokenizer.convert_tokens_to_ids(text)
+        return marker_id if marker_id is not None and marker_id != self.tokenizer.unk_token_id else None
 
     def release(self, cache_keys: list[str]) -> None:
         for key in cache_keys:
@@ -122,10 +133,12 @@ class HFGenerator(LocalTokenizer):
         input_ids, mask = self._left_pad(ids, total)
         self._count_prompt_tokens(ids, window)
 
-        stops = [self.eos_id] + ([self.think_end_id] if stop_at_think_end and self.think_end_id is not None else [])
+        thinking_stops = stop_at_think_end and self.think_end is not None
+        stops = [self.eos_id] + self.turn_end_ids + (
+            [self.think_end_id] if thinking_stops and self.think_end_id is not None else [])
         kwargs = dict(max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=self.pad_id,
                       return_dict_in_generate=True)
-        if stop_at_think_end and self.think_end_id is None:
+        if thinking_stops and self.think_end_id is None:
             kwargs.update(stop_strings=[self.think_end], tokenizer=self.tokenizer)
         if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
@@ -142,12 +155,12 @@ class HFGenerator(LocalTokenizer):
             reason, n_kept = "length", len(row_new)
             for j, t in enumerate(row_new):
                 if t in stops:
-                    reason = "think_end" if t == self.think_end_id else "stop"
+                    reason = "think_end" if thinking_stops and t == self.think_end_id else "stop"
                     n_kept = j
                     break
             text = self.tokenizer.decode(row_new[:n_kept], skip_special_tokens=False)
             n_tokens = n_kept
-            if stop_at_think_end and self.think_end in text:  # a marker of several tokens, stopped by string
+            if thinking_stops and self.think_end in text:  # a marker of several tokens, stopped by string
                 text, reason = text[:text.index(self.think_end)], "think_end"
                 n_tokens = self.count_tokens([text])[0]
             results.append(Generation(text=text, n_tokens=n_tokens, finish_reason=reason))

@@ -24,9 +24,9 @@ class _Retryable(Exception):
 
 
 class OpenAIGenerator(LocalTokenizer):
-    def __init__(self, url: str, served_name: str, tokenizer_dir: str | Path, *, think_end: str,
+    def __init__(self, url: str, served_name: str, tokenizer_dir: str | Path, *, needs_thinking: bool = True,
                  concurrency: int = 32, timeout_s: float = 120.0, max_retries: int = 4, backoff_s: float = 0.5):
-        super().__init__(tokenizer_dir, think_end)
+        super().__init__(tokenizer_dir, needs_thinking)
         self.url = url.rstrip("/") + "/v1/completions"
         self.served_name = served_name
         self.concurrency, self.timeout_s = concurrency, timeout_s
@@ -37,12 +37,12 @@ class OpenAIGenerator(LocalTokenizer):
         self.computed_tokens = self.reused_tokens = None
 
     @classmethod
-    def from_settings(cls, model_dir, generation: GenerationSettings, *, role: str, think_end: str):
+    def from_settings(cls, model_dir, generation: GenerationSettings, *, role: str, needs_thinking: bool = True):
         if role not in generation.urls:
             raise ValueError(f"generation.urls has no server for {role!r} (backend 'openai'); set "
                              f'"urls": {{"{role}": "http://host:port"}}')
         return cls(generation.urls[role], generation.served_names.get(role, Path(model_dir).name), model_dir,
-                   think_end=think_end, concurrency=generation.concurrency, timeout_s=generation.timeout_s,
+                   needs_thinking=needs_thinking, concurrency=generation.concurrency, timeout_s=generation.timeout_s,
                    max_retries=generation.max_retries, backoff_s=generation.backoff_s)
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
@@ -66,7 +66,7 @@ class OpenAIGenerator(LocalTokenizer):
 
         body = {"model": self.served_name, "prompt": prompt, "max_tokens": max_new_tokens,
                 "temperature": sampling.temperature, "top_p": sampling.top_p,
-                "stop": [self.think_end] if stop_at_think_end else [],
+                "stop": list(self.stop_strings) if stop_at_think_end else [],
                 # vLLM's extensions: top-k, and keep chat markers in the text as the in-process backend does
                 "top_k": sampling.top_k if sampling.top_k else -1, "skip_special_tokens": False}
         for attempt in range(self.max_retries + 1):
@@ -94,7 +94,7 @@ class OpenAIGenerator(LocalTokenizer):
             text, finish = choice["text"], choice.get("finish_reason")
         except (KeyError, IndexError, TypeError) as err:
             raise RuntimeError(f"{self.url}: not a completions response ({err!r}): {str(data)[:300]}") from None
-        reason = vllm_finish_reason(finish, choice.get("stop_reason"), self.think_end, stop_at_think_end)
+        reason = vllm_finish_reason(finish, choice.get("stop_reason"), self.stop_strings, stop_at_think_end)
         usage = data.get("usage") or {}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
         if cached is not None and usage.get("prompt_tokens") is not None:

@@ -61,7 +61,8 @@ def write_traces(*, arm: str, teacher_dir, student_dir, boundary_dir, prompts_pa
 
 def _engine(arm, cooperative, teacher_dir, student_dir, boundary_dir, digests, settings, context_tokens,
             progress) -> CooperativeEngine:
-    models = {role: load_generator(folder, settings.generation, role=role, think_end=settings.think_end[role])
+    # each model's end-of-thinking marker comes from its own chat template (LocalTokenizer.format)
+    models = {role: load_generator(folder, settings.generation, role=role)
               for role, folder in (("teacher", teacher_dir), ("student", student_dir))}
     boundary = None
     if cooperative:

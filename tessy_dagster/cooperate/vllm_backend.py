@@ -24,10 +24,10 @@ def _prepare_environment() -> None:
 
 
 class VLLMGenerator(LocalTokenizer):
-    def __init__(self, model_dir: str | Path, generation: GenerationSettings, *, role: str, think_end: str,
-                 seed: int = 0):
+    def __init__(self, model_dir: str | Path, generation: GenerationSettings, *, role: str,
+                 needs_thinking: bool = True, seed: int = 0):
         _prepare_environment()
-        super().__init__(model_dir, think_end)
+        super().__init__(model_dir, needs_thinking)
         try:
             from vllm import LLM
         except ImportError as err:
@@ -57,7 +57,8 @@ class VLLMGenerator(LocalTokenizer):
         ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         # One seed per request, derived from the run's seed, so a rerun samples the same text.
         params = [SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or 0,
-                                 max_tokens=max_new_tokens, stop=[self.think_end] if stop_at_think_end else None,
+                                 max_tokens=max_new_tokens,
+                                 stop=list(self.stop_strings) if stop_at_think_end and self.stop_strings else None,
                                  # special tokens stay in the text, else a special-token marker never matches
                                  skip_special_tokens=False,
                                  seed=hash((self.seed, self.calls, i)) % 2 ** 31 if self.seed_per_request else None)
@@ -69,7 +70,7 @@ class VLLMGenerator(LocalTokenizer):
             self.reused_tokens += cached
             self.computed_tokens += len(output.prompt_token_ids) - cached
             choice = output.outputs[0]
-            reason = vllm_finish_reason(choice.finish_reason, choice.stop_reason, self.think_end, stop_at_think_end)
+            reason = vllm_finish_reason(choice.finish_reason, choice.stop_reason, self.stop_strings, stop_at_think_end)
             text, n_tokens = choice.text, len(choice.token_ids)
             if choice.finish_reason == "stop" and n_tokens:
                 n_tokens -= 1  # the token that stopped it (end of turn, or the marker) is not part of the text

@@ -45,6 +45,12 @@ class DriftThresholds:
     # Every row's teacher_marker_rate must be at or below this.
     max_row_teacher_marker_rate: float | None = 5.0
     min_rows: int = 1
+    # The lexicon marker rates exist only where a lexicon is configured (the toy world's, or a team's).
+    markers: bool = True
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return REQUIRED_COLUMNS if self.markers else (TEACHER_TOKEN_SHARE,)
 
 
 @dataclass(frozen=True)
@@ -61,21 +67,22 @@ def _plan(thresholds: DriftThresholds) -> list[Planned]:
     planned = [expect("row_count", "ExpectTableRowCountToBeBetween", thresholds.min_rows,
                       min_value=int(thresholds.min_rows))]
     planned += [expect(f"no_nulls_{column}", "ExpectColumnValuesToNotBeNull", column=column)
-                for column in REQUIRED_COLUMNS]
+                for column in thresholds.columns]
     planned.append(expect("teacher_token_share_in_unit_interval", "ExpectColumnValuesToBeBetween",
                           column=TEACHER_TOKEN_SHARE, min_value=0.0, max_value=1.0))
-    planned += [expect(f"{column}_nonnegative", "ExpectColumnValuesToBeBetween", 0.0, column=column, min_value=0.0)
-                for column in (TEACHER_MARKER_RATE, STUDENT_MARKER_RATE)]
-
     # Thresholded expectations: (name, kind, column, limit); a None limit drops it.
-    optional = [
-        ("mean_teacher_token_share", "ExpectColumnMeanToBeBetween", TEACHER_TOKEN_SHARE,
-         thresholds.max_mean_teacher_token_share),
-        ("mean_teacher_marker_rate", "ExpectColumnMeanToBeBetween", TEACHER_MARKER_RATE,
-         thresholds.max_mean_teacher_marker_rate),
-        ("row_teacher_marker_rate", "ExpectColumnValuesToBeBetween", TEACHER_MARKER_RATE,
-         thresholds.max_row_teacher_marker_rate),
-    ]
+    optional = [("mean_teacher_token_share", "ExpectColumnMeanToBeBetween", TEACHER_TOKEN_SHARE,
+                 thresholds.max_mean_teacher_token_share)]
+    if thresholds.markers:
+        planned += [expect(f"{column}_nonnegative", "ExpectColumnValuesToBeBetween", 0.0, column=column,
+                           min_value=0.0)
+                    for column in (TEACHER_MARKER_RATE, STUDENT_MARKER_RATE)]
+        optional += [
+            ("mean_teacher_marker_rate", "ExpectColumnMeanToBeBetween", TEACHER_MARKER_RATE,
+             thresholds.max_mean_teacher_marker_rate),
+            ("row_teacher_marker_rate", "ExpectColumnValuesToBeBetween", TEACHER_MARKER_RATE,
+             thresholds.max_row_teacher_marker_rate),
+        ]
     planned += [expect(name, kind, limit, column=column, max_value=float(limit))
                 for name, kind, column, limit in optional if limit is not None]
     return planned
@@ -87,10 +94,10 @@ def validate_style_drift(metrics: "pandas.DataFrame", thresholds: DriftThreshold
     Raises ``ValueError`` if a required column is missing. An empty DataFrame
     yields a failed report (``row_count`` fails), not an exception.
     """
-    missing = [c for c in REQUIRED_COLUMNS if c not in metrics.columns]
+    missing = [c for c in thresholds.columns if c not in metrics.columns]
     if missing:
         raise ValueError(
             f"style-drift metrics are missing required column(s): {', '.join(missing)}"
         )
-    success, outcomes = run_suite(metrics.loc[:, list(REQUIRED_COLUMNS)], _plan(thresholds), "style_drift")
+    success, outcomes = run_suite(metrics.loc[:, list(thresholds.columns)], _plan(thresholds), "style_drift")
     return DriftReport(success=success, outcomes=outcomes, n_rows=int(len(metrics)))

@@ -7,8 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from .. import schemas
+from ..chat_format import ThinkingFormat, load_thinking_format
+from ..settings import StyleLexicons
 from ..storage import write_table
-from ..toyworld.tasks import assistant_content
 from .style import marker_rates
 
 _KEEP = "ended = 'end_of_thinking' AND n_tokens_total <= $budget AND answer_finish_reason = 'stop' " \
@@ -24,8 +25,12 @@ CASE
 END"""
 
 
-def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_tokens: int) -> dict:
-    """Keep traces that ended normally, fit the budget and have an answer; write chat records.
+def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_tokens: int, *,
+                     student: ThinkingFormat | str | Path, lexicons: StyleLexicons | None = None) -> dict:
+    """Keep traces that ended normally, fit the budget and have an answer; write chat records whose
+    assistant turn is in the student's own format (`student`: its thinking format, or its model folder to
+    read it from the chat template). The lexicon marker rates are written where `lexicons` are given, else
+    left null.
 
     Returns counts per drop reason and the corpus' mean drift metrics."""
     import duckdb
@@ -33,6 +38,7 @@ def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_
     traces_path = Path(traces_path)
     if not traces_path.exists():
         raise FileNotFoundError(f"{traces_path} is missing: materialize cooperative_traces for this arm first")
+    fmt = student if isinstance(student, ThinkingFormat) else load_thinking_format(student)
     con = duckdb.connect()
     params = {"path": str(traces_path), "budget": max_student_tokens}
     n_traces = con.execute("SELECT count(*) FROM read_parquet($path)", {"path": str(traces_path)}).fetchone()[0]
@@ -44,11 +50,11 @@ def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_
         f"WHERE {_KEEP} ORDER BY prompt_id", params).fetchall()
     rows = []
     for prompt_id, prompt, thinking, answer, total, teacher in kept:
-        teacher_rate, student_rate = marker_rates(thinking)
+        teacher_rate, student_rate = marker_rates(thinking, lexicons) if lexicons else (None, None)
         rows.append({
             "prompt_id": prompt_id,
             "messages": [{"role": "user", "content": prompt},
-                         {"role": "assistant", "content": assistant_content(thinking, answer)}],
+                         {"role": "assistant", "content": fmt.assistant_content(thinking, answer)}],
             "n_tokens_total": total,
             "teacher_token_share": teacher / total if total else 0.0,
             "teacher_marker_rate": teacher_rate, "student_marker_rate": student_rate,
@@ -58,7 +64,8 @@ def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_
     stats = {"traces": n_traces, "records": len(rows), **{f"dropped_{k}": v for k, v in sorted(drops.items())}}
     for column in ("teacher_token_share", "teacher_marker_rate", "student_marker_rate", "n_tokens_total"):
         mean = con.execute(f"SELECT avg({column}) FROM read_parquet($p)", {"p": str(out_path)}).fetchone()[0]
-        stats[f"mean_{column}"] = float(mean) if mean is not None else 0.0
+        if mean is not None:  # an empty corpus, or marker rates without a lexicon
+            stats[f"mean_{column}"] = float(mean)
     return stats
 
 

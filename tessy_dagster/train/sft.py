@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..toyworld.tokenizers import THINK_START
+from ..chat_format import ThinkingFormat, detect_thinking_format
 
 
 @dataclass
@@ -22,17 +22,16 @@ class Example:
     loss_mask: list[int]  # 1 on the assistant turn (what the model must learn to write)
 
 
-def encode_chat(tokenizer, prompt: str, assistant: str) -> Example:
-    """Prompt (rendered with the generation prompt, which opens `<think>\\n`) plus the assistant turn.
+def encode_chat(tokenizer, prompt: str, assistant: str, fmt: ThinkingFormat | None = None) -> Example:
+    """The model's own thinking prompt (its generation prompt, left inside the thinking section) plus the
+    rest of the assistant turn, which `fmt.assistant_content` wrote (it starts with the thinking opener,
+    `<think>\\n` or harmony's analysis channel) and the template's end of turn.
 
     The two parts are tokenized separately so the mask is exact and the prompt's tokens are the very ones
-    the model sees at generation time."""
-    prefix = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                           tokenize=False)
-    opener = THINK_START + "\n"
-    if not assistant.startswith(opener):
-        raise ValueError(f"assistant turn must start with {opener!r}, got {assistant[:30]!r}")
-    continuation = assistant[len(opener):] + tokenizer.eos_token
+    the model sees at generation time. `fmt` is detected from the tokenizer's template when not given."""
+    fmt = fmt or detect_thinking_format(tokenizer, getattr(tokenizer, "name_or_path", None) or None)
+    prefix = fmt.thinking_prompt(tokenizer, prompt)
+    continuation = fmt.continuation(assistant) + (fmt.turn_end or tokenizer.eos_token)
     head = tokenizer(prefix, add_special_tokens=False)["input_ids"]
     tail = tokenizer(continuation, add_special_tokens=False)["input_ids"]
     return Example(input_ids=head + tail, loss_mask=[0] * len(head) + [1] * len(tail))
@@ -40,9 +39,10 @@ def encode_chat(tokenizer, prompt: str, assistant: str) -> Example:
 
 def encode_chats(tokenizer, records: list[tuple[str, str]], max_tokens: int) -> list[Example]:
     """Encode (prompt, assistant) pairs; longer ones are truncated to max_tokens."""
+    fmt = detect_thinking_format(tokenizer, getattr(tokenizer, "name_or_path", None) or None)
     out = []
     for prompt, assistant in records:
-        ex = encode_chat(tokenizer, prompt, assistant)
+        ex = encode_chat(tokenizer, prompt, assistant, fmt)
         out.append(Example(ex.input_ids[:max_tokens], ex.loss_mask[:max_tokens]))
     return out
 

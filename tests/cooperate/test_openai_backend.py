@@ -76,7 +76,7 @@ def test_batched_requests_come_back_in_order_with_finish_reasons(servers, micro_
 def test_overloaded_servers_are_retried_with_backoff(micro_world):
     process, url = _serve(micro_world["teacher"], fail_first=2)
     try:
-        generator = OpenAIGenerator(url, "teacher", micro_world["teacher"], think_end="</think>", concurrency=1,
+        generator = OpenAIGenerator(url, "teacher", micro_world["teacher"], concurrency=1,
                                     max_retries=3, backoff_s=0.01)
         [out] = generator.generate(["hello"], 3, SamplingSettings(), stop_at_think_end=False)
         assert generator.requests == 3 and out.n_tokens > 0
@@ -86,12 +86,12 @@ def test_overloaded_servers_are_retried_with_backoff(micro_world):
 
 
 def test_refusals_and_dead_servers_fail_with_the_url(servers, micro_world):
-    wrong_name = OpenAIGenerator(servers["teacher"], "no-such-model", micro_world["teacher"], think_end="</think>")
+    wrong_name = OpenAIGenerator(servers["teacher"], "no-such-model", micro_world["teacher"])
     with pytest.raises(RuntimeError, match="HTTP 404"):
         wrong_name.generate(["hello"], 3, SamplingSettings(), stop_at_think_end=False)
     assert wrong_name.requests == 1  # a refusal is not retried
     dead = OpenAIGenerator(f"http://127.0.0.1:{_free_port()}", "teacher", micro_world["teacher"],
-                           think_end="</think>", max_retries=2, backoff_s=0.01)
+                           max_retries=2, backoff_s=0.01)
     with pytest.raises(RuntimeError, match="no answer after 3 attempts"):
         dead.generate(["hello"], 3, SamplingSettings(), stop_at_think_end=False)
     with pytest.raises(ValueError, match="generation.urls has no server for 'student'"):

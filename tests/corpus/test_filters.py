@@ -2,8 +2,11 @@ import pyarrow as pa
 import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
 
+from chat_templates import save_tokenizer_folder
 from tessy_dagster import schemas
+from tessy_dagster.chat_format import THINK
 from tessy_dagster.corpus.filters import build_sft_corpus, load_chat_records
+from tessy_dagster.settings import StyleLexicons
 from tessy_dagster.storage import write_table
 
 BASE = {
@@ -37,7 +40,7 @@ def traces_path(tmp_path):
 
 
 def test_filters_keep_normal_answered_traces_and_count_every_drop(traces_path, tmp_path):
-    stats = build_sft_corpus(traces_path, tmp_path / "corpus.parquet", max_student_tokens=100)
+    stats = build_sft_corpus(traces_path, tmp_path / "corpus.parquet", max_student_tokens=100, student=THINK)
     assert stats["traces"] == 6 and stats["records"] == 2
     assert stats["dropped_ended_length_budget"] == 1 and stats["dropped_over_budget"] == 1
     assert stats["dropped_answer_length"] == 1 and stats["dropped_empty_answer"] == 1
@@ -45,7 +48,7 @@ def test_filters_keep_normal_answered_traces_and_count_every_drop(traces_path, t
 
 
 def test_records_load_through_datasets_as_two_turn_chats(traces_path, tmp_path):
-    build_sft_corpus(traces_path, tmp_path / "corpus.parquet", max_student_tokens=100)
+    build_sft_corpus(traces_path, tmp_path / "corpus.parquet", max_student_tokens=100, student=THINK)
     records = load_chat_records(tmp_path / "corpus.parquet")
     prompt, assistant = records[0]
     assert prompt == "Write f(x) that adds 1."
@@ -53,13 +56,37 @@ def test_records_load_through_datasets_as_two_turn_chats(traces_path, tmp_path):
 
 
 def test_drift_metrics_per_trace(traces_path, tmp_path):
-    build_sft_corpus(traces_path, tmp_path / "corpus.parquet", max_student_tokens=100)
+    lexicons = StyleLexicons(teacher=("Hmm, wait.", "Let me think."), student=("Now then,",))
+    build_sft_corpus(traces_path, tmp_path / "corpus.parquet", max_student_tokens=100, student=THINK,
+                     lexicons=lexicons)
     table = pa.parquet.read_table(tmp_path / "corpus.parquet").to_pylist()
     by_id = {r["prompt_id"]: r for r in table}
     assert by_id["a"]["teacher_marker_rate"] == 0 and by_id["a"]["student_marker_rate"] > 0
     assert by_id["b"]["teacher_marker_rate"] == pytest.approx(100 * 2 / 12)  # 2 markers in 12 words
 
 
+def test_without_a_lexicon_the_marker_rates_are_null(traces_path, tmp_path):
+    build_sft_corpus(traces_path, tmp_path / "corpus.parquet", max_student_tokens=100, student=THINK)
+    rows = pa.parquet.read_table(tmp_path / "corpus.parquet").to_pylist()
+    assert rows and all(r["teacher_marker_rate"] is None and r["student_marker_rate"] is None for r in rows)
+
+
 def test_missing_traces_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="cooperative_traces"):
-        build_sft_corpus(tmp_path / "nope.parquet", tmp_path / "c.parquet", 10)
+        build_sft_corpus(tmp_path / "nope.parquet", tmp_path / "c.parquet", 10, student=THINK)
+
+
+def test_records_are_written_in_the_students_own_format(traces_path, tmp_path):
+    """The assistant turn follows the student's chat template: a Qwen3-style student gets <think> sections,
+    a GPT-OSS-style (harmony) student its analysis and final channels."""
+    for name in ("qwen3", "gpt_oss"):
+        save_tokenizer_folder(tmp_path / name, name)
+        build_sft_corpus(traces_path, tmp_path / f"{name}.parquet", max_student_tokens=100, student=tmp_path / name)
+    _, think = load_chat_records(tmp_path / "qwen3.parquet")[0]
+    assert think == "<think>\nNow then, Step 1 adds 1: (x + 1).\n</think>\n\ndef f(x): return x+1"
+    _, harmony = load_chat_records(tmp_path / "gpt_oss.parquet")[0]
+    assert harmony == ("<|channel|>analysis<|message|>Now then, Step 1 adds 1: (x + 1).<|end|>"
+                       "<|start|>assistant<|channel|>final<|message|>def f(x): return x+1")
+    save_tokenizer_folder(tmp_path / "chatml", "chatml")
+    with pytest.raises(ValueError, match="chatml: the chat template has no thinking section"):
+        build_sft_corpus(traces_path, tmp_path / "c.parquet", 100, student=tmp_path / "chatml")
