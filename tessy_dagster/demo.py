@@ -21,8 +21,22 @@ from .storage import artifact_dir, tessy_home
 
 UNPARTITIONED = "prompts,benchmark,teacher_model,student_model,boundary_dataset,boundary_model"
 ARM_ASSETS = "cooperative_traces,sft_corpus,student_checkpoint"
-COLUMNS = ("pass_at_1", "pass_at_1_1_step", "pass_at_1_2_step", "pass_at_1_3_step", "teacher_marker_rate",
-           "student_marker_rate")
+# (column, suite, path into that suite's summary)
+COLUMNS = (("toy pass@1", "toy", ("pass@1",)), ("1-step", "toy", ("by_difficulty", "1-step", "pass@1")),
+           ("2-step", "toy", ("by_difficulty", "2-step", "pass@1")),
+           ("3-step", "toy", ("by_difficulty", "3-step", "pass@1")),
+           ("teacher markers", "toy", ("teacher_marker_rate",)), ("student markers", "toy", ("student_marker_rate",)),
+           ("HumanEval pass@1", "humaneval", ("pass@1",)),
+           ("HumanEval prompts over context", "humaneval", ("prompt_too_long",)))
+
+
+def _cell(summary: dict, suite: str, path: tuple) -> str:
+    value = summary.get(suite, {})
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _materialize(select: str, partition: str | None) -> bool:
@@ -45,8 +59,8 @@ def scores_table(home: Path, scored: tuple[str, ...]) -> tuple[str, dict]:
             continue
         summary = json.loads(path.read_text())
         data[arm] = summary
-        rows.append(f"| {arm} | " + " | ".join(f"{summary.get(c, float('nan')):.3f}" for c in COLUMNS) + " |")
-    header = "| arm | " + " | ".join(COLUMNS) + " |\n|" + "---|" * (len(COLUMNS) + 1)
+        rows.append(f"| {arm} | " + " | ".join(_cell(summary, suite, keys) for _, suite, keys in COLUMNS) + " |")
+    header = "| arm | " + " | ".join(c for c, _, _ in COLUMNS) + " |\n|" + "---|" * (len(COLUMNS) + 1)
     return header + "\n" + "\n".join(rows), data
 
 

@@ -22,10 +22,10 @@ BENCHMARK_PROBLEMS = pa.schema([
     ("kind", pa.string()),  # toy | humaneval | livecodebench | final_answer
     ("prompt", pa.string()),  # the user message, worded as the benchmark's own harness words it
     ("tests", pa.string()),
-    ("difficulty", pa.string()),  # "" where the suite has none; the toy world's step count ("3-step")
-    ("release_date", pa.string()),  # ISO date where the suite has one (LiveCodeBench), else ""
+    ("difficulty", pa.string()),  # livecodebench: easy/medium/hard; toy: the step count ("3-step"); else ""
+    ("release_date", pa.string()),  # livecodebench: contest date YYYY-MM-DD; else ""
     ("source_file", pa.string()),
-    ("source_row", pa.int64()),
+    ("source_row", pa.int64()),  # 1-based line number in source_file (toy: index in its list)
 ])
 
 SPAN = pa.struct([("text", pa.string()), ("author", pa.string()), ("start", _i32), ("end", _i32)])

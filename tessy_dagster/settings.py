@@ -160,7 +160,16 @@ class InputSettings(_Strict):
     prompts: PromptsFile | None = None
     teacher_model: ModelFolder | None = None
     student_model: ModelFolder | None = None
-    benchmark: tuple[BenchmarkSuite, ...] = (BenchmarkSuite(kind="toy"),)
+    # default: the toy suite beside HumanEval under the toy source, HumanEval alone for a team's files
+    benchmark: tuple[BenchmarkSuite, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_benchmark(cls, data):
+        if isinstance(data, dict) and "benchmark" not in data:
+            toy = data.get("source", "toy") == "toy"
+            data = {**data, "benchmark": ([{"kind": "toy"}] if toy else []) + [{"kind": "humaneval"}]}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -297,7 +306,7 @@ class EvalSettings(_Strict):
 
 class TessySettings(_Strict):
     profile: str = "toy"
-    inputs: InputSettings = InputSettings()
+    inputs: InputSettings = InputSettings.model_validate({})
     lexicons: StyleLexicons | None = None
     toyworld: ToyWorldSettings = ToyWorldSettings()
     boundary: BoundarySettings = BoundarySettings()
@@ -312,6 +321,7 @@ def _micro() -> dict:
     tiny = {"hidden_size": 32, "num_layers": 2, "num_heads": 1}
     return {
         "profile": "micro",
+        "inputs": {"benchmark": [{"kind": "toy"}]},  # seconds: HumanEval is scored in the files test
         "toyworld": {
             "n_train_problems": 400,
             "n_heldout_per_steps": 4,

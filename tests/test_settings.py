@@ -50,3 +50,31 @@ def test_inconsistent_boundary_settings_are_refused(tmp_path):
         path.write_text(json.dumps({"boundary": bad}))
         with pytest.raises(ValueError, match=field):
             load_settings("toy", path)
+
+
+def test_input_settings_name_what_is_missing(tmp_path):
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps({"inputs": {"source": "files", "prompts": {"path": "p.jsonl"}}}))
+    with pytest.raises(ValueError, match="inputs.teacher_model, inputs.student_model"):
+        load_settings("toy", path)
+    path.write_text(json.dumps({"inputs": {"benchmark": [{"kind": "livecodebench"}]}}))
+    with pytest.raises(ValueError, match="needs `path`"):
+        load_settings("toy", path)
+    path.write_text(json.dumps({"inputs": {"benchmark": [{"kind": "humaneval"}, {"kind": "humaneval"}]}}))
+    with pytest.raises(ValueError, match="distinct"):
+        load_settings("toy", path)
+    path.write_text(json.dumps({"evaluate": {"samples_per_problem": 2, "pass_at_k": [1, 4]}}))
+    with pytest.raises(ValueError, match="pass_at_k"):
+        load_settings("toy", path)
+
+
+def test_default_suites_follow_the_source(tmp_path):
+    assert [b.suite_name for b in load_settings("toy").inputs.benchmark] == ["toy", "humaneval"]
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps({"inputs": {"source": "files", "prompts": {"path": "p"}, "teacher_model": {"path": "t"},
+                                           "student_model": {"path": "s"}}}))
+    assert [b.suite_name for b in load_settings("toy", path).inputs.benchmark] == ["humaneval"]
+    path.write_text(json.dumps({"inputs": {"benchmark": [{"kind": "livecodebench", "path": "x", "version": "v5"}]}}))
+    [suite] = load_settings("toy", path).inputs.benchmark
+    assert suite.suite_name == "livecodebench_v5" and [d.isoformat() for d in suite.release_window] == [
+        "2024-08-01", "2025-02-01"]

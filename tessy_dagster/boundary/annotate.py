@@ -93,7 +93,8 @@ class LexiconAnnotator:
 
     def __init__(self, lexicon: tuple[str, ...]):
         if not lexicon:
-            raise ValueError("the lexicon annotator needs at least one phrase (boundary.lexicon)")
+            raise ValueError("the lexicon annotator needs at least one phrase: set boundary.lexicon to the style "
+                             "phrases to mark, or choose boundary.annotator 'llm' with an annotator_model")
         self.lexicon = lexicon
 
     def annotate(self, texts: list[str]) -> list[Annotation]:
@@ -121,9 +122,9 @@ class LLMAnnotator:
         return out
 
 
-def load_annotator(settings: BoundarySettings, default_lexicon: tuple[str, ...]):
+def load_annotator(settings: BoundarySettings):
     if settings.annotator == "lexicon":
-        return LexiconAnnotator(settings.lexicon if settings.lexicon is not None else default_lexicon)
+        return LexiconAnnotator(settings.lexicon or ())
     from ..cooperate.generation import load_generator
 
     # an instruct model need not think: its template may have no thinking section

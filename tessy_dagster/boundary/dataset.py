@@ -19,7 +19,6 @@ from .. import schemas
 from ..cooperate.generation import load_generator
 from ..settings import BoundarySettings, SamplingSettings
 from ..storage import read_table, write_table
-from ..toyworld.tasks import STYLE_PHRASES
 from .annotate import REJECTION_REASONS, load_annotator
 from .model import PREDICTORS, train_predictor
 from .quality import DatasetBounds, check_boundary_dataset
@@ -38,7 +37,7 @@ def sample_windows(*, model_dirs: dict, prompts: list[dict], settings: BoundaryS
     torch.manual_seed(settings.seed)
     windows, metrics = [], {}
     for source, model_dir in model_dirs.items():
-        gen = load_generator(model_dir)
+        gen = load_generator(model_dir, settings.trace_generation, role=source)
         progress(f"sampling {len(prompts)} thinking traces from the {source}")
         outs = gen.generate([gen.thinking_prompt(p["prompt"]) for p in prompts], settings.trace_max_tokens,
                             SamplingSettings(), stop_at_think_end=True)
@@ -59,7 +58,7 @@ def build_boundary_dataset(*, teacher_dir, student_dir, prompts_path, settings: 
         raise ValueError(f"{prompts_path}: no prompts to sample traces from")
     windows, metrics = sample_windows(model_dirs={"teacher": teacher_dir, "student": student_dir}, prompts=prompts,
                                       settings=settings, progress=progress)
-    annotator = load_annotator(settings, STYLE_PHRASES)
+    annotator = load_annotator(settings)
     accepted, rejected = [], []
     for start in range(0, len(windows), ANNOTATION_BATCH):
         batch = windows[start:start + ANNOTATION_BATCH]

@@ -7,7 +7,7 @@ from .runner import run_step
 
 def build(params, out_dir, progress):
     settings = dict(params["settings"])
-    generation = GenerationSettings.model_validate(settings.pop("generation"))
+    generation = GenerationSettings.model_validate(settings.pop("generation", {}))
     lexicons = settings.pop("lexicons", None)
     return score_model(
         model_dir=params["model_dir"], benchmark_path=params["inputs"]["benchmark"]["dir"] + "/problems.parquet",

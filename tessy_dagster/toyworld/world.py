@@ -3,8 +3,7 @@ a team's prompts file and benchmark suites are normalized into."""
 
 from __future__ import annotations
 
-import json
-
+from ..evaluate.benchmarks.toy import toy_tests
 from ..settings import ToyWorldSettings
 from . import tasks
 
@@ -16,7 +15,7 @@ def prompt_problems(settings: ToyWorldSettings) -> list[tasks.Problem]:
 
 
 def _tests_json(problem: tasks.Problem) -> str:
-    return json.dumps({"function_name": tasks.FUNCTION_NAME, "cases": [list(t) for t in problem.tests]})
+    return toy_tests(tasks.FUNCTION_NAME, [x for x, _ in problem.tests], [y for _, y in problem.tests])
 
 
 def prompt_rows(settings: ToyWorldSettings) -> list[dict]:

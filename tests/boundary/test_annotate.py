@@ -82,9 +82,10 @@ def test_the_llm_annotator_keeps_every_reply_and_rejects_windows_whole():
 def test_the_lexicon_annotator_and_its_settings():
     [annotation] = LexiconAnnotator(("wait,", "okay,")).annotate([TEXT])
     assert [TEXT[s:e] for s, e in annotation.spans] == ["Okay,", "Wait,"]
-    annotator = load_annotator(BoundarySettings(lexicon=("so",)), default_lexicon=("unused",))
+    annotator = load_annotator(BoundarySettings(lexicon=("so",)))
     assert annotator.name == "lexicon" and annotator.lexicon == ("so",)
-    assert load_annotator(BoundarySettings(), default_lexicon=("x",)).lexicon == ("x",)
+    with pytest.raises(ValueError, match="boundary.lexicon"):  # a team's files come with no lexicon
+        load_annotator(BoundarySettings())
     with pytest.raises(ValueError, match="annotator_model"):
         BoundarySettings(annotator="llm")
 
@@ -93,7 +94,7 @@ def test_the_llm_annotator_on_a_tiny_model_never_crashes(micro_world):
     """Whatever the micro teacher replies is parsed and counted."""
     settings = BoundarySettings(annotator="llm", annotator_model=str(micro_world["teacher"]),
                                 annotator_max_new_tokens=16)
-    annotator = load_annotator(settings, default_lexicon=())
+    annotator = load_annotator(settings)
     annotations = annotator.annotate([TEXT, "Step 1 adds 2: (x + 2)."])
     assert len(annotations) == 2
     for a in annotations:

@@ -107,3 +107,25 @@ def test_the_engine_runs_tessy_over_the_openai_backend(servers, micro_world, mic
     rows = pq.read_table(tmp_path / "traces.parquet").to_pylist()
     assert metrics["traces"] == len(rows) == micro.toyworld.n_prompts
     assert all(r["spans"] and r["spans"][0]["author"] == "student" for r in rows if r["thinking"])
+
+
+def test_boundary_traces_and_benchmark_answers_come_from_the_openai_backend(servers, micro_world, micro, tmp_path):
+    """The boundary dataset's trace sampling and the scorer take the backend from settings, as the engine does:
+    here both talk to the test servers, and the step still writes windows and judged score rows."""
+    from tessy_dagster.boundary.dataset import sample_windows
+    from tessy_dagster.evaluate.run import score_model
+
+    prompts = pq.read_table(micro_world["prompts"] / "prompts.parquet").to_pylist()[:4]
+    boundary = micro.boundary.model_copy(update={"trace_generation": _settings(servers, concurrency=4)})
+    windows, metrics = sample_windows(model_dirs={"teacher": micro_world["teacher"], "student": micro_world["student"]},
+                                      prompts=prompts, settings=boundary, progress=lambda m: None)
+    assert windows and {w.source_model for w in windows} <= {"teacher", "student"}
+    assert set(metrics) == {"responses_too_short_teacher", "responses_too_short_student"}
+    out = tmp_path / "scores"
+    out.mkdir()
+    flat = score_model(model_dir=micro_world["teacher"], benchmark_path=micro_world["benchmark"] / "problems.parquet",
+                       settings=micro.evaluate, generation=_settings(servers, concurrency=4), role="teacher",
+                       out_dir=out, progress=lambda m: None)
+    rows = pq.read_table(out / "scores.parquet").to_pylist()
+    assert len(rows) == 3 * micro.toyworld.n_heldout_per_steps and all(r["status"] for r in rows)
+    assert 0.0 <= flat["toy.pass@1"] <= 1.0

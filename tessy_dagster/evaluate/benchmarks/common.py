@@ -17,22 +17,8 @@ import re
 import secrets
 from dataclasses import dataclass, replace
 
-import pyarrow as pa
-
+from ...schemas import BENCHMARK_PROBLEMS  # noqa: F401  (re-exported; one module declares every table)
 from ..sandbox import ProgramResult, SandboxLimits
-
-# One row per problem of a suite (the lead moves this to tessy_dagster/schemas.py).
-BENCHMARK_PROBLEMS = pa.schema([
-    ("problem_id", pa.string()),  # unique within the suite
-    ("suite", pa.string()),  # BenchmarkSuite.suite_name
-    ("kind", pa.string()),  # toy | humaneval | livecodebench | final_answer
-    ("prompt", pa.string()),  # the whole user message shown to the model
-    ("tests", pa.string()),  # JSON, kind-specific: everything the judge needs
-    ("difficulty", pa.string()),  # livecodebench: easy/medium/hard; toy: "3-step"; else ""
-    ("release_date", pa.string()),  # livecodebench: contest date YYYY-MM-DD; else ""
-    ("source_file", pa.string()),
-    ("source_row", pa.int64()),  # 1-based line number in source_file (toy: index in its list)
-])
 
 # Verdict statuses. Every outcome of a candidate program maps to one of them; none raises.
 VERDICT_STATUSES = (
