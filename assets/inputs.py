@@ -15,7 +15,8 @@ from resources import StepLauncher, TessyConfig
 from tessy_dagster.evaluate.suites import suite_digests, write_benchmark_table
 from tessy_dagster.inputs.context import model_context_limits
 from tessy_dagster.inputs.models import inspect_model_folder, write_model_record
-from tessy_dagster.inputs.prompts import PROMPT_CHECKS, PromptsInvalid, build_prompts, source_digest
+from tessy_dagster.inputs.prompt_checks import PROMPT_CHECKS, PromptsInvalid
+from tessy_dagster.inputs.prompts import build_prompts, source_digest
 
 from .common import OWNERS, materialize_heavy, materialize_local, outcome_metadata, upstream
 

@@ -12,7 +12,7 @@ PROMPTS = pa.schema([
     ("difficulty", pa.string()),
     ("source", pa.string()),
     ("source_file", pa.string()),
-    ("source_row", pa.int64()),
+    ("source_row", pa.int64()),  # 0-based position in source_file (JSONL: the line number minus 1)
 ])
 
 # Every benchmark suite's problems in one table; `tests` is the kind's JSON (see evaluate/benchmarks).
@@ -25,7 +25,7 @@ BENCHMARK_PROBLEMS = pa.schema([
     ("difficulty", pa.string()),  # livecodebench: easy/medium/hard; toy: the step count ("3-step"); else ""
     ("release_date", pa.string()),  # livecodebench: contest date YYYY-MM-DD; else ""
     ("source_file", pa.string()),
-    ("source_row", pa.int64()),  # 1-based line number in source_file (toy: index in its list)
+    ("source_row", pa.int64()),  # 0-based position in source_file (JSONL: the line number minus 1)
 ])
 
 SPAN = pa.struct([("text", pa.string()), ("author", pa.string()), ("start", _i32), ("end", _i32)])

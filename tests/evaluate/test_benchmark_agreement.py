@@ -13,7 +13,8 @@ import pytest
 
 from tessy_dagster.evaluate.benchmarks import judge_many, load_suite
 from tessy_dagster.evaluate.benchmarks.common import extract_fenced_code
-from tessy_dagster.evaluate.benchmarks.livecodebench import build_prompt, extract_code
+from tessy_dagster.evaluate.benchmarks.livecodebench import build_prompt
+from tessy_dagster.evaluate.benchmarks.livecodebench_judge import extract_code
 from tessy_dagster.settings import BenchmarkSuite
 
 from lcb_fixtures import lcb_variants, write_lcb_problems

@@ -17,7 +17,8 @@ from tessy_dagster.evaluate.benchmarks import (BENCHMARK_PROBLEMS, VERDICT_STATU
                                                load_suite, pass_at_k, summarize_scores, toy_tests)
 from tessy_dagster.evaluate.benchmarks import final_answer as fa
 from tessy_dagster.evaluate.benchmarks.common import extract_fenced_code
-from tessy_dagster.evaluate.benchmarks.livecodebench import decode_cases, extract_code, outputs_match
+from tessy_dagster.evaluate.benchmarks.livecodebench import decode_cases
+from tessy_dagster.evaluate.benchmarks.livecodebench_judge import extract_code, outputs_match
 from tessy_dagster.evaluate.sandbox import SandboxLimits
 from tessy_dagster.settings import BenchmarkSuite
 
@@ -36,7 +37,7 @@ def test_humaneval_rows():
     rows = load_suite(BenchmarkSuite(kind="humaneval"))
     assert len(rows) == 164 and len({r["problem_id"] for r in rows}) == 164
     first = rows[0]
-    assert first["problem_id"] == "HumanEval/0" and first["suite"] == "humaneval" and first["source_row"] == 1
+    assert first["problem_id"] == "HumanEval/0" and first["suite"] == "humaneval" and first["source_row"] == 0
     assert "```python\nfrom typing import List" in first["prompt"]
     tests = json.loads(first["tests"])
     assert tests["entry_point"] == "has_close_elements" and tests["timeout_s"] == 3.0
@@ -52,7 +53,7 @@ def test_livecodebench_rows_and_windows(tmp_path):
     # test.jsonl before test6.jsonl, each in line order
     assert [r["problem_id"] for r in rows] == [r["question_id"] for r in records]
     assert rows[0]["source_file"].endswith("test.jsonl") and rows[1]["source_file"].endswith("test6.jsonl")
-    assert [r["source_row"] for r in rows] == [1, 1, 2, 3, 4, 5]
+    assert [r["source_row"] for r in rows] == [0, 0, 1, 2, 3, 4]
     by_id = {r["problem_id"]: r for r in rows}
     mean = json.loads(by_id["fx_mean"]["tests"])  # private cases stored as plain JSON
     assert mean["mode"] == "stdin" and mean["fn_name"] is None and mean["timeout_s"] == 6
@@ -80,7 +81,7 @@ def test_final_answer_rows(tmp_path):
     path.write_text('{"id": 1, "problem": "What is 2+2?", "answer": 4}\n\n'
                     '{"id": "b", "problem": "Half of one?", "answer": "\\\\frac{1}{2}"}\n')
     rows = load_suite(BenchmarkSuite(kind="final_answer", path=str(path)))
-    assert [(r["problem_id"], r["source_row"]) for r in rows] == [("1", 1), ("b", 3)]
+    assert [(r["problem_id"], r["source_row"]) for r in rows] == [("1", 0), ("b", 2)]
     assert rows[0]["prompt"] == "What is 2+2?\nPlease reason step by step, and put your final answer within \\boxed{}."
     assert json.loads(rows[1]["tests"]) == {"answer": "\\frac{1}{2}"}
     assert len(load_suite(BenchmarkSuite(kind="final_answer", path=str(path), limit=1))) == 1

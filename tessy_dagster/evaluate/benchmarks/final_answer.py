@@ -64,7 +64,7 @@ def load_final_answer(suite) -> list[dict]:
                 "problem_id": problem_id, "suite": suite.suite_name, "kind": "final_answer",
                 "prompt": f"{str(record['problem']).strip()}\n{INSTRUCTION}",
                 "tests": json.dumps({"answer": str(record["answer"]).strip()}),
-                "difficulty": "", "release_date": "", "source_file": str(path), "source_row": line_no,
+                "difficulty": "", "release_date": "", "source_file": str(path), "source_row": line_no - 1,
             })
             if suite.limit is not None and len(rows) >= suite.limit:
                 break

@@ -39,7 +39,7 @@ def load_humaneval(suite) -> list[dict]:
 
     path = humaneval_file()
     rows = []
-    for i, problem in enumerate(stream_jsonl(path), start=1):
+    for i, problem in enumerate(stream_jsonl(path)):
         rows.append({
             "problem_id": problem["task_id"], "suite": suite.suite_name, "kind": "humaneval",
             "prompt": f"{INSTRUCTION}\n```python\n{problem['prompt'].strip()}\n```\n",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 
-from ..sandbox import SandboxLimits, SandboxResult, run_tests
+from ..function_tests import SandboxResult, run_tests
+from ..sandbox import SandboxLimits
 from .common import extract_fenced_code, verdict, Verdict
 
 
