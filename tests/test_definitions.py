@@ -36,3 +36,23 @@ def test_loading_the_code_location_does_not_import_torch():
     code = "import sys, tessy_dagster.definitions; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_only_the_input_wiring_imports_the_toy_world():
+    """The toy world is one source of inputs: no stage imports it (its own step and the input wiring do)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    allowed = {"assets/inputs.py", "resources/settings.py", "tessy_dagster/steps/toy_model.py"}
+    offenders = []
+    for path in [*root.glob("tessy_dagster/**/*.py"), *root.glob("assets/*.py"), *root.glob("resources/*.py")]:
+        name = str(path.relative_to(root))
+        if name.startswith("tessy_dagster/toyworld/") or name in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] + [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            if any("toyworld" in m for m in modules):
+                offenders.append(name)
+    assert offenders == []
