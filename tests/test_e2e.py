@@ -84,9 +84,11 @@ def test_metadata_carries_the_numbers_and_data_versions(graph):
 
 def test_boundary_dataset_checks_ran_and_passed(graph):
     _, _, results = graph
-    evaluations = {e.check_name: e for e in results["inputs"].get_asset_check_evaluations()}
-    assert set(evaluations) == {"both_sources_present", "style_char_share_in_band", "rejection_rate_below_max",
-                                "spans_well_formed"}
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e
+                   for e in results["inputs"].get_asset_check_evaluations()}
+    assert set(evaluations) == {("boundary_dataset", name) for name in (
+        "both_sources_present", "style_char_share_in_band", "rejection_rate_below_max", "spans_well_formed")} | {
+        ("prompts", name) for name in ("ids_unique", "prompts_non_empty", "prompts_fit_context")}
     assert all(e.passed for e in evaluations.values())
 
 

@@ -94,8 +94,13 @@ def test_every_asset_materializes_from_the_teams_files(team_graph):
         assert record["digest"] == manifest["data_version"]
         assert record["thinking_format"] == "think" and record["think_end"] == "</think>"
         assert record["context_length"] == 1024 and record["parameters"] > 0
+    windows = pq.read_table(home / "boundary_dataset" / "all" / "windows.parquet").to_pylist()
+    assert {w["source_model"] for w in windows} == {"teacher", "student"}
+    assert (home / "boundary_model" / "all" / "eval.json").exists()
     traces = pq.read_table(home / "cooperative_traces" / "tessy" / "traces.parquet").to_pylist()
     assert len(traces) == 8 and all(t["teacher_digest"] for t in traces)
+    records = pq.read_table(home / "sft_corpus" / "tessy" / "corpus.parquet").to_pylist()
+    assert records and all(r["messages"][1]["content"].startswith("<think>\n") for r in records)
     assert (home / "student_checkpoint" / "tessy" / "model.safetensors").exists()
 
 
