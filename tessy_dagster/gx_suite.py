@@ -135,3 +135,19 @@ def run_suite(
 
     success = bool(result.success) and all(o.success for o in outcomes)
     return success, outcomes
+
+
+def run_checks(frame: "pandas.DataFrame", plan: dict[str, list[Planned]], label: str) -> tuple[bool, dict]:
+    """One suite over ``frame`` whose expectations are grouped into named checks (one Dagster asset check
+    each): the overall success and, per check, whether all its expectations passed and their outcomes as
+    dicts (JSON-serialisable, for the verdict file and the check's metadata)."""
+    import dataclasses
+
+    success, outcomes = run_suite(frame, [p for ps in plan.values() for p in ps], label)
+    by_name = {o.name: o for o in outcomes}
+    checks = {}
+    for check, planned in plan.items():
+        results = [by_name[p.name] for p in planned]
+        checks[check] = {"passed": all(o.success for o in results),
+                         "expectations": [dataclasses.asdict(o) for o in results]}
+    return success and all(c["passed"] for c in checks.values()), checks

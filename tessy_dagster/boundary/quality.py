@@ -10,11 +10,10 @@ towards the rejection rate.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..gx_suite import Planned, expect, run_suite
+from ..gx_suite import Planned, expect, run_checks
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas
@@ -108,13 +107,5 @@ def check_boundary_dataset(windows: list[dict], rejected: list[dict], bounds: Da
     An empty input fails (no accepted windows, no rejection rate), it does not raise.
     """
     plan = _plan(bounds)
-    suite_success, outcomes = run_suite(_frame(windows, rejected), [p for ps in plan.values() for p in ps],
-                                        "boundary_dataset")
-    by_name = {o.name: o for o in outcomes}
-    checks = {}
-    for check, planned in plan.items():
-        results = [by_name[p.name] for p in planned]
-        checks[check] = {"passed": all(o.success for o in results),
-                         "expectations": [dataclasses.asdict(o) for o in results]}
-    return {"success": suite_success and all(c["passed"] for c in checks.values()),
-            "n_windows": len(windows), "n_rejected": len(rejected), "checks": checks}
+    success, checks = run_checks(_frame(windows, rejected), plan, "boundary_dataset")
+    return {"success": success, "n_windows": len(windows), "n_rejected": len(rejected), "checks": checks}

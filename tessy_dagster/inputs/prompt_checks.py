@@ -11,11 +11,10 @@ prompt_locations.py words them.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from typing import TYPE_CHECKING, Callable
 
-from ..gx_suite import Planned, expect, run_suite
+from ..gx_suite import Planned, expect, run_checks
 from ..settings import PromptColumns, PromptsFile
 from .prompt_locations import _field, _format_of, _where
 
@@ -132,16 +131,9 @@ def validate_prompts(rows: list[dict], *, context_limits: dict[str, tuple[int, T
         tokens[model] = column
         limits[model] = context - reserve
     plan = _plan(limits)
-    suite_success, outcomes = run_suite(_frame(ids, prompts, tokens), [p for ps in plan.values() for p in ps],
-                                        "prompts")
-    by_name = {o.name: o for o in outcomes}
-    checks = {}
-    for check, planned in plan.items():
-        results = [by_name[p.name] for p in planned]
-        checks[check] = {"passed": all(o.success for o in results),
-                         "expectations": [dataclasses.asdict(o) for o in results]}
+    success, checks = run_checks(_frame(ids, prompts, tokens), plan, "prompts")
     return {
-        "success": suite_success and all(c["passed"] for c in checks.values()),
+        "success": success,
         "n_rows": len(rows),
         "checks": checks,
         "limits": {m: {"context": context_limits[m][0], "reserve": _reserve(reserve_tokens, m),
