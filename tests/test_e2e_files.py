@@ -171,3 +171,32 @@ def test_an_unchanged_file_is_reused_and_a_changed_one_makes_downstream_stale(te
     # Dagster sees the new data version upstream of the traces
     record = instance.get_latest_materialization_event(AssetKey("prompts"))
     assert record.asset_materialization.tags["dagster/data_version"] == after
+
+
+def test_a_bad_prompts_file_fails_its_checks_and_keeps_the_last_good_table(team_graph, tmp_path):
+    """Duplicate ids and an empty prompt: the blocking checks fail in Dagster, the error names the file, the
+    line and the field, and the prompts table already materialized stays as it was."""
+    home, resources = team_graph["home"], team_graph["resources"]
+    prompts_dir = home / "prompts" / "all"
+    before = {p.name: p.read_bytes() for p in prompts_dir.iterdir()}
+    good = team_graph["prompts"].read_text()
+    try:
+        first = json.loads(good.splitlines()[0])
+        team_graph["prompts"].write_text(good + json.dumps(first) + "\n"
+                                         + json.dumps({"qid": "blank", "question": "  ", "origin": "x"}) + "\n")
+        result = materialize(all_assets, selection=["prompts"], resources=resources,
+                             instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    finally:
+        team_graph["prompts"].write_text(good)
+    assert not result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"ids_unique": False, "prompts_non_empty": False, "prompts_fit_context": True}
+    message = ""
+    for event in (e for e in result.all_events if e.is_step_failure):
+        error = event.step_failure_data.error
+        while error is not None:  # Dagster wraps the asset's own error
+            message, error = message + error.message, error.cause
+    n = len(good.splitlines())
+    assert f"{team_graph['prompts']} line 1, field id" in message and f"also at line {n + 1}" in message
+    assert f"{team_graph['prompts']} line {n + 2}, field prompt" in message
+    assert {p.name: p.read_bytes() for p in prompts_dir.iterdir()} == before
