@@ -37,9 +37,23 @@ def digest_dir(path: str | Path) -> str:
     h = hashlib.sha256()
     for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
         h.update(str(file.relative_to(root)).encode())
-        with file.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        _hash_file(h, file)
+    return h.hexdigest()
+
+
+def _hash_file(h, file: Path) -> None:
+    with file.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+
+
+def digest_path(path: str | Path) -> str:
+    """The content digest of a source read where it is: a file's bytes, or a folder's as `digest_dir`."""
+    path = Path(path)
+    if path.is_dir():
+        return digest_dir(path)
+    h = hashlib.sha256()
+    _hash_file(h, path)
     return h.hexdigest()
 
 

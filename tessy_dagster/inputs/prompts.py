@@ -27,7 +27,6 @@ Two kinds of bad input:
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +36,7 @@ import pyarrow.parquet as pq
 
 from ..schemas import PROMPTS  # noqa: F401 - re-exported: the table this module writes
 from ..settings import PromptColumns, PromptsFile
-from ..storage import digest_dir, digest_json, write_table
+from ..storage import digest_json, digest_path, write_table
 from .prompt_checks import TokenCounter, assert_prompts_valid, validate_prompts
 from .prompt_locations import _field, _format_of, _where
 
@@ -269,22 +268,12 @@ def write_prompts_table(rows: list[dict], out_dir: str | Path) -> dict:
     }
 
 
-def _digest_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def source_digest(spec: PromptsFile) -> str:
     """The asset's data version: the source's content (a file's bytes; a folder's relative names and bytes)
     and how it is read (format, split, column mapping), so remapping a column makes downstream stale too.
     The path itself is left out: the same file moved elsewhere is the same prompts."""
     fmt = resolve_format(spec)
-    path = Path(spec.path)
-    content = digest_dir(path) if path.is_dir() else _digest_file(path)
-    return digest_json({"content": content, "format": fmt, "split": spec.split,
+    return digest_json({"content": digest_path(spec.path), "format": fmt, "split": spec.split,
                         "columns": spec.columns.model_dump()})
 
 
