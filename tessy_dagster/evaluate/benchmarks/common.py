@@ -63,6 +63,22 @@ def bad_input(path, line: int | None, field: str | None, problem: str, fix: str)
     return ValueError(f"{where}: {problem}; {fix}")
 
 
+def jsonl_records(path, fix: str):
+    """(line number, object) for each non-blank line of a benchmark's JSONL file; a line that is not a JSON
+    object is a `bad_input` error naming the file and the line, with `fix` as what to do."""
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise bad_input(path, line_no, None, f"not a JSON line ({exc})", fix) from None
+            if not isinstance(record, dict):
+                raise bad_input(path, line_no, None, "not a JSON object", fix)
+            yield line_no, record
+
+
 # ---- code in an answer ----------------------------------------------------------------------------
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)

@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from .common import bad_input, verdict, Verdict
+from .common import Verdict, bad_input, jsonl_records, verdict
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."  # DeepSeek-R1's AIME prompt
 MAX_ANSWER_CHARS = 1000  # a boxed answer longer than this is not a final answer
@@ -41,33 +41,24 @@ def load_final_answer(suite) -> list[dict]:
                         "point the final_answer suite's `path` at a JSONL file of {id, problem, answer} rows")
     rows, seen = [], {}
     fix = "write one JSON object per line: {\"id\": ..., \"problem\": \"...\", \"answer\": \"...\"}"
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise bad_input(path, line_no, None, f"not a JSON line ({exc})", fix) from None
-            if not isinstance(record, dict):
-                raise bad_input(path, line_no, None, "not a JSON object", fix)
-            for name in ("id", "problem", "answer"):
-                value = record.get(name)
-                if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value).strip() == "":
-                    raise bad_input(path, line_no, name, "missing or empty" if value in (None, "") else
-                                    f"a {type(value).__name__}, not a string or number", fix)
-            problem_id = str(record["id"])
-            if problem_id in seen:
-                raise bad_input(path, line_no, "id", f"{problem_id!r} also on line {seen[problem_id]}", "make ids unique")
-            seen[problem_id] = line_no
-            rows.append({
-                "problem_id": problem_id, "suite": suite.suite_name, "kind": "final_answer",
-                "prompt": f"{str(record['problem']).strip()}\n{INSTRUCTION}",
-                "tests": json.dumps({"answer": str(record["answer"]).strip()}),
-                "difficulty": "", "release_date": "", "source_file": str(path), "source_row": line_no - 1,
-            })
-            if suite.limit is not None and len(rows) >= suite.limit:
-                break
+    for line_no, record in jsonl_records(path, fix):
+        for name in ("id", "problem", "answer"):
+            value = record.get(name)
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value).strip() == "":
+                raise bad_input(path, line_no, name, "missing or empty" if value in (None, "") else
+                                f"a {type(value).__name__}, not a string or number", fix)
+        problem_id = str(record["id"])
+        if problem_id in seen:
+            raise bad_input(path, line_no, "id", f"{problem_id!r} also on line {seen[problem_id]}", "make ids unique")
+        seen[problem_id] = line_no
+        rows.append({
+            "problem_id": problem_id, "suite": suite.suite_name, "kind": "final_answer",
+            "prompt": f"{str(record['problem']).strip()}\n{INSTRUCTION}",
+            "tests": json.dumps({"answer": str(record["answer"]).strip()}),
+            "difficulty": "", "release_date": "", "source_file": str(path), "source_row": line_no - 1,
+        })
+        if suite.limit is not None and len(rows) >= suite.limit:
+            break
     if not rows:
         raise bad_input(path, None, None, "no problem in the file", fix)
     return rows

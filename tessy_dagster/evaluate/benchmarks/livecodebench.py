@@ -25,7 +25,7 @@ import re
 import zlib
 from pathlib import Path
 
-from .common import bad_input
+from .common import bad_input, jsonl_records
 
 TIMEOUT_S = 6  # codegen_metrics(timeout=6)
 TEST_TYPES = ("stdin", "functional")
@@ -168,33 +168,24 @@ def load_livecodebench(suite) -> list[dict]:
     start, end = suite.release_window
     rows, seen, dates = [], {}, []
     for path in test_files(folder):
-        with path.open(encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as exc:
-                    raise bad_input(path, line_no, None, f"not a JSON line ({exc})", "write one JSON object per line") from None
-                if not isinstance(record, dict):
-                    raise bad_input(path, line_no, None, "not a JSON object", "write one JSON object per line")
-                # the date first: rows outside the window are skipped without decoding their cases
-                try:
-                    date = dt.datetime.fromisoformat(str(record.get("contest_date"))).date()
-                except ValueError:
-                    raise bad_input(path, line_no, "contest_date", f"not an ISO date: {record.get('contest_date')!r}",
-                                    "write e.g. 2025-03-01T00:00:00") from None
-                dates.append(date)
-                if (start and date < start) or (end and date >= end):
-                    continue
-                row = _row(path, line_no, record, suite)
-                if row["problem_id"] in seen:
-                    raise bad_input(path, line_no, "question_id", f"{row['problem_id']!r} also at {seen[row['problem_id']]}",
-                                    "keep one row per question")
-                seen[row["problem_id"]] = f"{path.name}, line {line_no}"
-                rows.append(row)
-                if suite.limit is not None and len(rows) >= suite.limit:
-                    return rows
+        for line_no, record in jsonl_records(path, "write one JSON object per line"):
+            # the date first: rows outside the window are skipped without decoding their cases
+            try:
+                date = dt.datetime.fromisoformat(str(record.get("contest_date"))).date()
+            except ValueError:
+                raise bad_input(path, line_no, "contest_date", f"not an ISO date: {record.get('contest_date')!r}",
+                                "write e.g. 2025-03-01T00:00:00") from None
+            dates.append(date)
+            if (start and date < start) or (end and date >= end):
+                continue
+            row = _row(path, line_no, record, suite)
+            if row["problem_id"] in seen:
+                raise bad_input(path, line_no, "question_id", f"{row['problem_id']!r} also at {seen[row['problem_id']]}",
+                                "keep one row per question")
+            seen[row["problem_id"]] = f"{path.name}, line {line_no}"
+            rows.append(row)
+            if suite.limit is not None and len(rows) >= suite.limit:
+                return rows
     if not rows:
         found = f"{min(dates)} to {max(dates)}" if dates else "no rows"
         raise ValueError(f"{folder}: no problem in the release window [{start or '-'}, {end or '-'}) "
