@@ -40,7 +40,6 @@ def _check_results(verdict: dict) -> list[AssetCheckResult]:
 def prompts(context: AssetExecutionContext, tessy: TessyConfig):
     s = tessy.settings
     models = {role: upstream(tessy, f"{role}_model") for role in ("teacher", "student")}
-    limits = model_context_limits({role: tessy.dir(f"{role}_model") for role in models})
     # room for the thinking trace and the answer after the prompt
     reserve = s.cooperate.max_student_tokens + s.cooperate.max_answer_tokens
     if s.inputs.source == "toy":
@@ -57,6 +56,8 @@ def prompts(context: AssetExecutionContext, tessy: TessyConfig):
         extra = {"data_version": digest}
 
     def build(out):
+        # the models' tokenizers are loaded only when the table is built, not when it is reused
+        limits = model_context_limits({role: tessy.dir(f"{role}_model") for role in models})
         metrics, verdict = build_prompts(read, out, limits, reserve_tokens=reserve)
         (out / CHECKS_FILE).write_text(json.dumps(verdict, indent=2, default=str))
         return metrics

@@ -56,14 +56,15 @@ def generate_samples(generator, problems: list[dict], settings: EvalSettings, co
             row = {"problem_id": p["problem_id"], "suite": p["suite"], "kind": p["kind"],
                    "difficulty": p["difficulty"], "release_date": p["release_date"], "sample": sample}
             if not fits[i]:
-                rows.append({**row, "thinking": "", "answer": "", "closed": False, "thinking_tokens": 0,
+                rows.append({**row, "thinking": "", "answer": "", "closed": False,
                              "finish_reason": "prompt_too_long"})
                 continue
             out = next(outs)
             thinking, answer, closed = generator.format.split(out.text)
             rows.append({**row, "thinking": thinking, "answer": answer, "closed": closed,
-                         "thinking_tokens": generator.count_tokens([thinking])[0] if thinking else 0,
                          "finish_reason": out.finish_reason})
+    for r, n in zip(rows, generator.count_tokens([r.get("thinking", "") for r in rows])):  # one tokenizer call
+        r["thinking_tokens"] = n
     return rows
 
 
@@ -71,14 +72,13 @@ def judge_samples(rows: list[dict], problems: list[dict], settings: EvalSettings
                   lexicons: StyleLexicons | None) -> list[dict]:
     """Judge every answered sample; unanswered ones fail with the reason (no answer, prompt too long)."""
     by_id = {(p["suite"], p["problem_id"]): p for p in problems}
-    answered = [r for r in rows if r["answer"]]
     limits = SandboxLimits(timeout_s=settings.timeout_s, memory_mb=settings.memory_mb,
                            cpu_s=max(1, int(settings.timeout_s + 0.999)))
-    verdicts = dict(zip(map(id, answered), judge_many([(by_id[(r["suite"], r["problem_id"])], r["answer"])
-                                                       for r in answered], limits)))
+    verdicts = iter(judge_many([(by_id[(r["suite"], r["problem_id"])], r["answer"]) for r in rows if r["answer"]],
+                               limits))
     out = []
     for r in rows:
-        v = verdicts.get(id(r))
+        v = next(verdicts) if r["answer"] else None
         status = v.status if v else ("prompt_too_long" if r["finish_reason"] == "prompt_too_long" else "no_answer")
         teacher_rate, student_rate = marker_rates(r["thinking"], lexicons) if lexicons else (None, None)
         out.append({**r, "truncated": r["finish_reason"] == "length", "status": status,
