@@ -27,6 +27,10 @@ ARM_PLAN = {
     "teacher_think": ("teacher", "student"),
     "teacher_answer": ("cooperative", "teacher"),
 }
+# The student alone: its own traces, the reference the drift metrics are calibrated on (not an arm of the
+# comparison, so not a partition; `student_responses` writes them).
+SINGLE_MODEL_PLAN = {"student_only": ("student", "student")}
+PLANS = {**ARM_PLAN, **SINGLE_MODEL_PLAN}
 
 
 @dataclass
@@ -103,12 +107,12 @@ class CooperativeEngine:
 
     def run(self, arm: str, prompts: list[tuple[str, str]]) -> list[dict]:
         """One row per prompt: the arm's thinking (cooperative or the teacher's alone), then its answer."""
-        if arm not in ARM_PLAN:
-            raise ValueError(f"unknown arm {arm!r}; choose one of {sorted(ARM_PLAN)}")
-        thinking, answer_role = ARM_PLAN[arm]
+        if arm not in PLANS:
+            raise ValueError(f"unknown arm {arm!r}; choose one of {sorted(PLANS)}")
+        thinking, answer_role = PLANS[arm]
         if thinking == "cooperative":
             return self.run_tessy(prompts, arm=arm, answer_role=answer_role)
-        return self.run_teacher_only(prompts, arm=arm, answer_role=answer_role)
+        return self.run_single(prompts, arm=arm, thinker=thinking, answer_role=answer_role)
 
     # --- cooperative thinking (tessy, teacher_answer) ----------------------------------------------
     def run_tessy(self, prompts: list[tuple[str, str]], arm: str = "tessy", answer_role: str = "student") -> list[dict]:
@@ -189,21 +193,22 @@ class CooperativeEngine:
         for q, n in zip(group, student_counts):
             _check_stops(q, n, self.settings)
 
-    # --- the teacher thinking alone (teacher_only, teacher_think) -----------------------------------
-    def run_teacher_only(self, prompts: list[tuple[str, str]], arm: str = "teacher_only",
-                         answer_role: str = "teacher") -> list[dict]:
-        """The baseline: the teacher writes the whole thinking trace; `answer_role` the answer."""
-        s, teacher = self.settings, self.models["teacher"]
-        pending = [_Sequence(pid, text, role="teacher") for pid, text in prompts]
+    # --- one model thinking alone (teacher_only, teacher_think; the student's own traces) ------------
+    def run_single(self, prompts: list[tuple[str, str]], arm: str = "teacher_only", thinker: str = "teacher",
+                   answer_role: str = "teacher") -> list[dict]:
+        """One model (`thinker`) writes the whole thinking trace; `answer_role` the answer. The baseline
+        teacher_only is the teacher thinking and answering."""
+        s, model = self.settings, self.models[thinker]
+        pending = [_Sequence(pid, text, role=thinker) for pid, text in prompts]
         done, rows = [], []
         while pending:
             # Named, so that a teacher that also answers continues from its cache of the thinking.
-            outs = teacher.generate([teacher.thinking_prompt(q.prompt) for q in pending], s.max_student_tokens,
-                                    s.sampling, stop_at_think_end=True, cache_keys=[q.key for q in pending])
+            outs = model.generate([model.thinking_prompt(q.prompt) for q in pending], s.max_student_tokens,
+                                  s.sampling, stop_at_think_end=True, cache_keys=[q.key for q in pending])
             counts = self.models["student"].count_tokens([o.text for o in outs])
             retry = []
             for q, out, n in zip(pending, outs, counts):
-                q.text, q.spans, q.rounds = out.text, [[out.text, "teacher"]], 1
+                q.text, q.spans, q.rounds = out.text, [[out.text, thinker]], 1
                 if not out.text.strip():
                     q.ended = "empty_reply"
                 elif out.finish_reason == "length":
@@ -214,7 +219,7 @@ class CooperativeEngine:
                 if q.ended == NORMAL_END:
                     done.append(q)
                 elif q.attempt <= s.max_retries:
-                    retry.append(_Sequence(q.prompt_id, q.prompt, attempt=q.attempt + 1, role="teacher"))
+                    retry.append(_Sequence(q.prompt_id, q.prompt, attempt=q.attempt + 1, role=thinker))
                 else:
                     rows.append(self._row(q, arm, answer="", answer_reason="none"))
             self._release_ended(pending, answer_role)

@@ -17,7 +17,7 @@ import pyarrow as pa
 from .. import schemas
 from ..settings import ALL_ARMS, CooperateSettings
 from ..storage import read_table, write_table
-from .engine import ARM_PLAN, CooperativeEngine
+from .engine import PLANS, SINGLE_MODEL_PLAN, CooperativeEngine
 from .generation import load_generator
 
 
@@ -26,9 +26,9 @@ def write_traces(*, arm: str, teacher_dir, student_dir, boundary_dir, prompts_pa
                  progress: Callable[[str], None] = print) -> dict:
     import torch
 
-    if arm not in ALL_ARMS:
-        raise ValueError(f"unknown arm {arm!r}; choose one of {ALL_ARMS}")
-    cooperative = ARM_PLAN[arm][0] == "cooperative"
+    if arm not in ALL_ARMS + tuple(SINGLE_MODEL_PLAN):
+        raise ValueError(f"unknown arm {arm!r}; choose one of {ALL_ARMS + tuple(SINGLE_MODEL_PLAN)}")
+    cooperative = PLANS[arm][0] == "cooperative"
     if cooperative and not boundary_dir:
         raise ValueError(f"the {arm} arm needs a boundary model (boundary_dir)")
     prompts = sorted((r["problem_id"], r["prompt"]) for r in read_table(prompts_path).to_pylist())
