@@ -277,11 +277,73 @@ class CorpusSettings(_Strict):
 
 
 class SftSettings(_Strict):
-    epochs: int = Field(3, ge=1)
+    """Full-parameter SFT of the student with TRL's `SFTTrainer` (tessy_dagster/train/student.py).
+
+    The class defaults are the toy profile's (`toy` uses them as they are): minutes on two cores for about 700
+    records. The paper's recipe (batch 128, learning rate 5e-5, up to 9 epochs, epoch 9 reported) is the production
+    setting, written in examples/production.json's `sft` section with bf16, gradient checkpointing and the GPU
+    batching.
+
+    `batch_size` is the effective batch: `per_device_batch_size` x gradient accumulation x `num_processes`
+    (accumulation = batch_size / (per_device_batch_size x num_processes), so it must divide evenly). With
+    `batching: "packed"` a batch counts packed rows of `max_tokens` tokens, not records.
+    `batching`: `padded` (rows padded to the longest in the batch), `padding_free` (the batch flattened into one
+    row with per-record position ids), `packed` (TRL's best-fit-decreasing packing into rows of `max_tokens`,
+    padding-free too); `auto` is `padding_free` under flash attention (its varlen kernel keeps records apart at no
+    cost) and `padded` otherwise: with sdpa/eager, transformers keeps records apart by a block-diagonal mask over
+    the whole flattened batch, correct but quadratic in the batch's total length.
+    `report_epoch`: the epoch whose weights are the artifact (`last`, as the paper reports epoch 9, or
+    `lowest_validation_loss`, which needs `validation_share` > 0). Every epoch's weights stay under `epochs/`
+    when `save_every_epoch`. `max_seconds` caps the wall clock: training stops at the first step past it, and the
+    partial epoch is saved and reported like the others.
+    `num_processes` > 1 re-launches the training as that many processes on this node: `accelerate` with
+    `accelerate_config` (default: the repo's FSDP config, tessy_dagster/train/accelerate_fsdp.yaml, GPUs) or
+    `torchrun` (DDP: NCCL on GPUs, gloo on CPU).
+    """
+
+    epochs: int = Field(3, ge=1)  # up to: report_epoch picks the one reported
     max_seconds: float = Field(300.0, gt=0)
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1)  # effective batch
+    per_device_batch_size: int | None = Field(None, ge=1)  # None: batch_size / num_processes (no accumulation)
     learning_rate: float = Field(5e-4, gt=0)
+    # the previous hand-written loop's schedule and optimizer (cosine down to 10% of the rate, AdamW betas
+    # (0.9, 0.95), weight decay 0.01), kept so the toy demo trains as before
+    lr_scheduler: Literal["cosine_with_min_lr", "cosine", "linear", "constant", "constant_with_warmup"] = \
+        "cosine_with_min_lr"
+    min_lr_rate: float = Field(0.1, ge=0, le=1)  # cosine_with_min_lr's floor, a share of learning_rate
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    adam_beta2: float = Field(0.95, gt=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    max_tokens: int = Field(384, ge=8)  # per record (truncated past it); the row length when packed
+    batching: Literal["auto", "padded", "padding_free", "packed"] = "auto"
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3"] = "auto"
+    gradient_checkpointing: bool = False
+    bf16: bool | Literal["auto"] = "auto"  # auto: on where CUDA supports bf16
+    validation_share: float = Field(0.0, ge=0, lt=0.5)
+    report_epoch: Literal["last", "lowest_validation_loss"] = "last"
+    save_every_epoch: bool = True
+    num_processes: int = Field(1, ge=1)
+    launcher: Literal["accelerate", "torchrun"] = "accelerate"
+    accelerate_config: str | None = None  # None: tessy_dagster/train/accelerate_fsdp.yaml
+    log_every: int = Field(10, ge=1)  # steps between progress lines
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        per_device = self.per_device_batch_size or self.batch_size // self.num_processes
+        if per_device < 1 or self.batch_size % (per_device * self.num_processes):
+            raise ValueError(f"batch_size {self.batch_size} must be a multiple of per_device_batch_size "
+                             f"({self.per_device_batch_size}) x num_processes ({self.num_processes})")
+        if self.report_epoch == "lowest_validation_loss" and self.validation_share <= 0:
+            raise ValueError("report_epoch 'lowest_validation_loss' needs validation_share > 0 (a held-out share "
+                             "of the corpus to compute it on)")
+        return self
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        per_device = self.per_device_batch_size or self.batch_size // self.num_processes
+        return self.batch_size // (per_device * self.num_processes)
 
 
 class EvalSettings(_Strict):
