@@ -23,6 +23,7 @@ by its benchmark's rule). An empty answer (a failed trace) fails.
    completion. Other text after `Code:` is taken as code as it is. livecodebench tests (whole programs or
    `class Solution`) take no such line;
 3. else there is none, and the thinking fails (status `no_code`).
+A `sandbox_error` verdict (the sandbox could not run the program at all) is no verdict: None.
 For `final_answer` tests the thinking is judged as an answer: its last `\\boxed{}` against the reference.
 The code goes to the judge inside one ```python fence, so every judge's extraction rule finds exactly it.
 """
@@ -94,7 +95,9 @@ def judge_traces(rows: list[dict], tests_by_prompt: dict[str, str], limits: Sand
                  workers: int = 2) -> list[dict]:
     """Per row (a TRACES row: `prompt_id`, `thinking`, `answer`), in order: `thinking_passed` and
     `answer_passed` (None where the prompt has no tests of a known kind), `answer_status` and
-    `thinking_status` (verdict statuses, None likewise). All sandbox runs go through one `judge_many` call,
+    `thinking_status` (verdict statuses, None likewise). A `sandbox_error` (the sandbox could not run the
+    program) keeps its status but gives no verdict (None), so it is neither a failure nor a resampling
+    reason. All sandbox runs go through one `judge_many` call,
     `workers` at a time."""
     out, pairs, slots = [], [], []
     for i, row in enumerate(rows):
@@ -117,7 +120,9 @@ def judge_traces(rows: list[dict], tests_by_prompt: dict[str, str], limits: Sand
             pairs.append((problem, f"```python\n{code.rstrip()}\n```\n"))
             slots.append((i, "thinking"))
     for (i, which), verdict in zip(slots, _verdicts(pairs, limits, workers)):
-        out[i][f"{which}_passed"] = None if verdict is None else verdict.passed
+        # the sandbox failing to run a program says nothing about the program: no verdict
+        unjudged = verdict is None or verdict.status == "sandbox_error"
+        out[i][f"{which}_passed"] = None if unjudged else verdict.passed
         out[i][f"{which}_status"] = None if verdict is None else verdict.status
     return out
 

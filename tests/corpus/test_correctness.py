@@ -92,3 +92,14 @@ def test_malformed_tests_of_a_known_kind_leave_only_their_row_unjudged():
 
 def test_no_rows():
     assert judge_traces([], {}) == []
+
+
+def test_a_sandbox_error_is_no_verdict(monkeypatch):
+    from tessy_dagster.corpus import correctness
+    from tessy_dagster.evaluate.benchmarks import Verdict
+
+    broken = Verdict(False, "sandbox_error", "unshare failed", 0, 3)
+    monkeypatch.setattr(correctness, "judge_many", lambda pairs, limits, workers: [broken] * len(pairs))
+    got = judge_traces([_trace("right", _toy_thinking("(x + 3)"), RIGHT)], {"right": TOY})
+    assert got == [{"thinking_passed": None, "answer_passed": None, "answer_status": "sandbox_error",
+                    "thinking_status": "sandbox_error"}]
