@@ -82,6 +82,13 @@ SFT_CORPUS = pa.schema([
     ("student_marker_rate", pa.float64()),
 ])
 
+# The traces the corpus filters dropped, one row each, written beside the corpus (corpus/filters.py).
+DROPPED = pa.schema([
+    ("prompt_id", pa.string()),
+    ("reason", pa.string()),  # the first matching reason: ended_*, over_budget, ..., contaminated_<suite>, ...
+    ("detail", pa.string()),  # what shows it: the duplicated id, the suite, problem and n-gram, the counts
+])
+
 # One row per sampled answer to a benchmark problem.
 SCORES = pa.schema([
     ("problem_id", pa.string()),

@@ -266,7 +266,51 @@ class CooperateSettings(_Strict):
         return self
 
 
+class StructureFilter(_Strict):
+    """One thinking section per trace (no think or harmony marker inside the thinking or the answer), and a
+    code block in the answer where the prompt asks for code (corpus/quality.py)."""
+    enabled: bool = True
+    one_thinking_section: bool = True
+    # fenced: a ``` block; fenced_or_bare: also a bare answer that parses as Python and defines a function or
+    # class (the toy world's answers; real models fence); off: no code rule.
+    code_block: Literal["off", "fenced", "fenced_or_bare"] = "fenced_or_bare"
+
+
+class DedupFilter(_Strict):
+    """Exact duplicates (hash of the normalized words), then near duplicates (MinHash LSH over word shingles,
+    confirmed on the exact Jaccard) of prompt + thinking + answer; the first in prompt_id order is kept."""
+    enabled: bool = True
+    # 0.9: records that share nine shingles in ten are one record with a few words changed (the same lesson
+    # twice); real traces run to thousands of words, and two samples of one prompt share far fewer. Toy
+    # records (about 35 words) of different problems are at most 0.51 apart; two of one problem whose markers
+    # differ, 0.41 to 0.8 (a swapped marker changes a third of their shingles): only identical ones go.
+    threshold: float = Field(0.9, gt=0, le=1)
+    num_perm: int = Field(128, ge=16)  # MinHash permutations: about 1/sqrt(128) = 9% error on the estimate
+    shingle_words: int = Field(5, ge=1)
+    seed: int = 1
+
+
+class DecontaminationFilter(_Strict):
+    """Word n-gram overlap of each prompt (and each trace's thinking and answer) with every benchmark problem,
+    per suite; an n-gram in more than `template_share` of a suite's problems (and at least 2) is the suite's
+    wording and is ignored. Drop reason: contaminated_<suite>."""
+    enabled: bool = True
+    # 13 (GPT-3, OpenThoughts) rather than 8 (open-r1): see corpus/quality.py DEFAULT_NGRAM.
+    ngram: int = Field(13, ge=3)
+    template_share: float = Field(0.2, gt=0, le=1)
+    check_traces: bool = True  # also the thinking and the answer, not only the prompt
+
+
+class CorpusFilters(_Strict):
+    """The corpus filters after the fixed ones (ended normally, within the budget, answer stopped, non-empty):
+    structure, decontamination, dedup, in that order; each row is dropped for the first that matches."""
+    structure: StructureFilter = StructureFilter()
+    decontamination: DecontaminationFilter = DecontaminationFilter()
+    dedup: DedupFilter = DedupFilter()
+
+
 class CorpusSettings(_Strict):
+    filters: CorpusFilters = CorpusFilters()
     # Drift thresholds per arm; None turns an expectation off. teacher_only is the control arm of the
     # comparison: it is teacher-styled by construction, so only the structural expectations apply to it.
     # teacher_answer's thinking is cooperative like tessy's, so it gets tessy's gates; teacher_think's thinking

@@ -1,4 +1,19 @@
-"""From cooperative traces to the SFT corpus: DuckDB filters, then chat records with drift metrics."""
+"""From cooperative traces to the SFT corpus: filters, each counted by reason, then chat records with drift
+metrics.
+
+Every trace is either kept or dropped for exactly one reason, the first that matches, in this order:
+1. fixed (DuckDB; they protect training from broken records, so no setting turns them off):
+   `ended_<how>` (the thinking did not end normally: length budget, repetition loop, empty reply, max rounds),
+   `over_budget` (more tokens than the budget), `answer_<finish>` (the answer was cut), `empty_answer`;
+2. structure (`filters.structure`): `extra_thinking_section`, `no_code_block`;
+3. (reserved) execution-verified answers: a boolean column on the traces (e.g. `passed`), dropped as
+   `not_verified`, goes here, before decontamination and dedup, so that a duplicate group keeps a verified row;
+4. decontamination (`filters.decontamination`): `contaminated_<suite>`, per benchmark suite;
+5. exact and near duplicates (`filters.dedup`): `duplicate_exact`, `near_duplicate`, last so that a duplicate
+   group keeps a row no earlier filter drops.
+The drops are written to `dropped.parquet` beside the corpus (prompt_id, reason, detail); the stats count
+`traces`, `records` and `dropped_<reason>`. The rules and their defaults are in `quality.py`.
+"""
 
 from __future__ import annotations
 
@@ -8,65 +23,189 @@ import pyarrow as pa
 
 from .. import schemas
 from ..chat_format import ThinkingFormat, load_thinking_format
-from ..settings import StyleLexicons
-from ..storage import write_table
+from ..settings import CorpusFilters, StyleLexicons
+from ..storage import read_table, write_table
+from . import quality
 from .style import marker_rates
 
-_KEEP = "ended = 'end_of_thinking' AND n_tokens_total <= $budget AND answer_finish_reason = 'stop' " \
-        "AND length(trim(answer)) > 0"
+DROPPED_FILE = "dropped.parquet"
 
-# Why a trace was dropped, first matching reason wins; evaluated by DuckDB.
-_DROP_REASON = """
+# Why a trace was dropped by the fixed filters (NULL: it passes them), and what shows it; evaluated by DuckDB.
+_FIXED_REASON = """
 CASE
   WHEN ended <> 'end_of_thinking' THEN 'ended_' || ended
   WHEN n_tokens_total > $budget THEN 'over_budget'
   WHEN answer_finish_reason <> 'stop' THEN 'answer_' || answer_finish_reason
   WHEN length(trim(answer)) = 0 THEN 'empty_answer'
 END"""
+_FIXED_DETAIL = """
+CASE
+  WHEN ended <> 'end_of_thinking' THEN 'ended: ' || ended
+  WHEN n_tokens_total > $budget THEN 'n_tokens_total ' || CAST(n_tokens_total AS VARCHAR) || ' > budget '
+                                      || CAST($budget AS VARCHAR)
+  WHEN answer_finish_reason <> 'stop' THEN 'answer_finish_reason: ' || answer_finish_reason
+  WHEN length(trim(answer)) = 0 THEN 'the answer is blank'
+END"""
+_COLUMNS = "prompt_id, prompt, thinking, answer, n_tokens_total, n_tokens_teacher"
 
 
 def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_tokens: int, *,
-                     student: ThinkingFormat | str | Path, lexicons: StyleLexicons | None = None) -> dict:
-    """Keep traces that ended normally, fit the budget and have an answer; write chat records whose
-    assistant turn is in the student's own format (`student`: its thinking format, or its model folder to
-    read it from the chat template). The lexicon marker rates are written where `lexicons` are given, else
-    left null.
+                     student: ThinkingFormat | str | Path, lexicons: StyleLexicons | None = None,
+                     filters: CorpusFilters = CorpusFilters(), benchmark_path: str | Path | None = None,
+                     prompts_path: str | Path | None = None) -> dict:
+    """Filter the traces (see the module's docstring) and write chat records whose assistant turn is in the
+    student's own format (`student`: its thinking format, or its model folder to read it from the chat
+    template) to `out_path`, and the dropped traces to `dropped.parquet` beside it. The lexicon marker rates are
+    written where `lexicons` are given, else left null.
 
-    Returns counts per drop reason and the corpus' mean drift metrics."""
+    `benchmark_path`: the benchmark table (schemas.BENCHMARK_PROBLEMS), needed while decontamination is on.
+    `prompts_path`: the prompts table; each prompt's `tests` say whether it asks for code (else a keyword rule).
+
+    Returns the counts (traces, records, dropped per reason) and the corpus' mean drift metrics."""
     import duckdb
 
     traces_path = Path(traces_path)
     if not traces_path.exists():
         raise FileNotFoundError(f"{traces_path} is missing: materialize cooperative_traces for this arm first")
+    index = _benchmark_index(benchmark_path, filters)
+    tests = _prompt_tests(prompts_path) if filters.structure.enabled else {}
     fmt = student if isinstance(student, ThinkingFormat) else load_thinking_format(student)
+
     con = duckdb.connect()
     params = {"path": str(traces_path), "budget": max_student_tokens}
-    n_traces = con.execute("SELECT count(*) FROM read_parquet($path)", {"path": str(traces_path)}).fetchone()[0]
-    drops = dict(con.execute(
-        f"SELECT {_DROP_REASON} AS reason, count(*) FROM read_parquet($path) WHERE NOT ({_KEEP}) GROUP BY reason",
-        params).fetchall())
-    kept = con.execute(
-        f"SELECT prompt_id, prompt, thinking, answer, n_tokens_total, n_tokens_teacher FROM read_parquet($path) "
-        f"WHERE {_KEEP} ORDER BY prompt_id", params).fetchall()
+    traces = con.execute(
+        f"SELECT {_COLUMNS}, {_FIXED_REASON} AS reason, {_FIXED_DETAIL} AS detail FROM read_parquet($path) "
+        f"ORDER BY prompt_id", params).fetchall()
+    dropped: dict[int, tuple[str, str]] = {}  # row (position in prompt_id order) -> (reason, detail)
     rows = []
-    for prompt_id, prompt, thinking, answer, total, teacher in kept:
-        teacher_rate, student_rate = marker_rates(thinking, lexicons) if lexicons else (None, None)
-        rows.append({
-            "prompt_id": prompt_id,
-            "messages": [{"role": "user", "content": prompt},
-                         {"role": "assistant", "content": fmt.assistant_content(thinking, answer)}],
-            "n_tokens_total": total,
-            "teacher_token_share": teacher / total if total else 0.0,
-            "teacher_marker_rate": teacher_rate, "student_marker_rate": student_rate,
-        })
-    table = pa.Table.from_pylist(rows, schema=schemas.SFT_CORPUS)
-    write_table(table, out_path, schemas.SFT_CORPUS)
-    stats = {"traces": n_traces, "records": len(rows), **{f"dropped_{k}": v for k, v in sorted(drops.items())}}
+    for position, (prompt_id, prompt, thinking, answer, total, teacher, reason, detail) in enumerate(traces):
+        if reason is not None:
+            dropped[position] = (reason, detail)
+        else:
+            rows.append({"row": position, "prompt_id": prompt_id, "prompt": prompt, "thinking": thinking,
+                         "answer": answer, "n_tokens_total": total, "n_tokens_teacher": teacher})
+    for stage in (_structure, _decontamination, _dedup):
+        rows = _apply(stage(rows, filters=filters, tests=tests, index=index), rows, dropped)
+
+    records = [_record(row, fmt, lexicons) for row in rows]
+    write_table(pa.Table.from_pylist(records, schema=schemas.SFT_CORPUS), out_path, schemas.SFT_CORPUS)
+    dropped_rows = [{"prompt_id": traces[position][0], "reason": reason, "detail": detail}
+                    for position, (reason, detail) in sorted(dropped.items())]
+    write_table(pa.Table.from_pylist(dropped_rows, schema=schemas.DROPPED), Path(out_path).parent / DROPPED_FILE,
+                schemas.DROPPED)
+
+    counts: dict[str, int] = {}
+    for reason, _ in dropped.values():
+        counts[reason] = counts.get(reason, 0) + 1
+    stats = {"traces": len(traces), "records": len(records), "dropped": len(dropped),
+             **{f"dropped_{k}": v for k, v in sorted(counts.items())}}
+    stats.update({f"filter_{name}_on": int(getattr(filters, name).enabled)
+                  for name in ("structure", "decontamination", "dedup")})
     for column in ("teacher_token_share", "teacher_marker_rate", "student_marker_rate", "n_tokens_total"):
         mean = con.execute(f"SELECT avg({column}) FROM read_parquet($p)", {"p": str(out_path)}).fetchone()[0]
         if mean is not None:  # an empty corpus, or marker rates without a lexicon
             stats[f"mean_{column}"] = float(mean)
     return stats
+
+
+def _record(row: dict, fmt: ThinkingFormat, lexicons: StyleLexicons | None) -> dict:
+    """One corpus row (schemas.SFT_CORPUS) from a kept trace: the chat messages and per-trace metrics."""
+    teacher_rate, student_rate = marker_rates(row["thinking"], lexicons) if lexicons else (None, None)
+    total = row["n_tokens_total"]
+    return {
+        "prompt_id": row["prompt_id"],
+        "messages": [{"role": "user", "content": row["prompt"]},
+                     {"role": "assistant", "content": fmt.assistant_content(row["thinking"], row["answer"])}],
+        "n_tokens_total": total,
+        "teacher_token_share": row["n_tokens_teacher"] / total if total else 0.0,
+        "teacher_marker_rate": teacher_rate, "student_marker_rate": student_rate,
+    }
+
+
+def _apply(drops: dict[int, tuple[str, str]], rows: list[dict], dropped: dict) -> list[dict]:
+    dropped.update(drops)
+    return [r for r in rows if r["row"] not in drops]
+
+
+# ---- the stages: each returns {row: (reason, detail)} for the rows it drops -------------------------------------
+
+def _structure(rows, *, filters: CorpusFilters, tests: dict[str, str], **_) -> dict[int, tuple[str, str]]:
+    s = filters.structure
+    if not s.enabled:
+        return {}
+    drops = {}
+    for row in rows:
+        asks_code = quality.asks_for_code(row["prompt"], tests.get(row["prompt_id"]))
+        problem = quality.structure_problem(row["thinking"], row["answer"], asks_code,
+                                            one_thinking_section=s.one_thinking_section, code_block=s.code_block)
+        if problem:
+            drops[row["row"]] = problem
+    return drops
+
+
+def _decontamination(rows, *, filters: CorpusFilters, index: quality.BenchmarkIndex | None,
+                     **_) -> dict[int, tuple[str, str]]:
+    if index is None:
+        return {}
+    drops = {}
+    for row in rows:
+        fields = [("prompt", row["prompt"])]
+        if filters.decontamination.check_traces:
+            fields += [("thinking", row["thinking"]), ("answer", row["answer"])]
+        hit = quality.contamination(index, fields)
+        if hit:
+            drops[row["row"]] = (f"contaminated_{hit.suite}",
+                                       f"{hit.field} shares {index.n}-gram {hit.ngram!r} with {hit.suite} "
+                                       f"problem {hit.problem_id}")
+    return drops
+
+
+def _dedup(rows, *, filters: CorpusFilters, **_) -> dict[int, tuple[str, str]]:
+    d = filters.dedup
+    if not d.enabled:
+        return {}
+    found = quality.find_duplicates(
+        ((str(r["row"]), "\n".join((r["prompt"], r["thinking"], r["answer"]))) for r in rows),
+        threshold=d.threshold, num_perm=d.num_perm, shingle_words=d.shingle_words, seed=d.seed)
+    prompt_ids = {str(r["row"]): r["prompt_id"] for r in rows}
+    return {int(key): (dup.reason, f"duplicates {prompt_ids[dup.of]} (Jaccard {dup.jaccard:.3f})")
+            for key, dup in found.items()}
+
+
+# ---- inputs ---------------------------------------------------------------------------------------------------
+
+def _benchmark_index(benchmark_path, filters: CorpusFilters) -> quality.BenchmarkIndex | None:
+    d = filters.decontamination
+    if not d.enabled:
+        return None
+    if benchmark_path is None:
+        raise ValueError("decontamination needs the benchmark table (benchmark_path, <benchmark>/problems.parquet); "
+                         "pass it, or set corpus.filters.decontamination.enabled to false")
+    benchmark_path = Path(benchmark_path)
+    if not benchmark_path.exists():
+        raise FileNotFoundError(f"{benchmark_path} is missing: materialize benchmark first (decontamination checks "
+                                f"the corpus against every benchmark problem), or set "
+                                f"corpus.filters.decontamination.enabled to false")
+    table = read_table(benchmark_path)
+    missing = [c for c in ("problem_id", "suite", "prompt") if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{benchmark_path}: no column {', '.join(missing)}; expected the benchmark table "
+                         f"(schemas.BENCHMARK_PROBLEMS): rematerialize benchmark")
+    problems = table.select(["suite", "problem_id", "prompt"]).to_pylist()
+    return quality.BenchmarkIndex(((p["suite"], p["problem_id"], p["prompt"] or "") for p in problems),
+                                  n=d.ngram, template_share=d.template_share)
+
+
+def _prompt_tests(prompts_path) -> dict[str, str]:
+    """prompt id -> its tests JSON, from the prompts table (none given: the keyword rule decides)."""
+    if prompts_path is None:
+        return {}
+    prompts_path = Path(prompts_path)
+    if not prompts_path.exists():
+        raise FileNotFoundError(f"{prompts_path} is missing: materialize prompts first (its tests say which prompts "
+                                f"ask for code)")
+    table = read_table(prompts_path)
+    return dict(zip(table.column("problem_id").to_pylist(), table.column("tests").to_pylist()))
 
 
 def load_chat_records(corpus_path: str | Path) -> list[tuple[str, str]]:
