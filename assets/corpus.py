@@ -14,7 +14,7 @@ from tessy_dagster.storage import read_table
 from .common import OWNERS, materialize_local, outcome_metadata, upstream
 from .partitions import arm_partitions
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 DRIFT_CHECK = "style_drift"
 DRIFT_REPORT = "drift_report.json"
 
@@ -45,27 +45,35 @@ def drift_check_result(verdict: dict) -> AssetCheckResult:
 
 
 @asset(group_name="corpus", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
-       partitions_def=arm_partitions, deps=["cooperative_traces", "student_model"],
+       partitions_def=arm_partitions, deps=["cooperative_traces", "student_model", "prompts", "benchmark"],
        check_specs=[AssetCheckSpec(DRIFT_CHECK, asset="sft_corpus", blocking=True,
                                    description="Great Expectations suite over per-trace style-drift metrics")],
-       description="Filtered chat records (ended normally, within budget, answered) with per-trace drift metrics.")
+       description="Filtered chat records (ended normally, within budget, answered, well-formed, decontaminated "
+                   "against every benchmark suite, deduplicated) with per-trace drift metrics; drops counted per "
+                   "reason and kept in dropped.parquet.")
 def sft_corpus(context: AssetExecutionContext, tessy: TessyConfig):
     arm = context.partition_key
-    # the student's chat template decides how the assistant turn is written
+    # the student's chat template decides how the assistant turn is written; the prompts' tests say which
+    # prompts ask for code; every benchmark problem is checked for contamination
     inputs = {"cooperative_traces": upstream(tessy, "cooperative_traces", arm),
-              "student_model": upstream(tessy, "student_model")}
+              "student_model": upstream(tessy, "student_model"),
+              "prompts": upstream(tessy, "prompts"), "benchmark": upstream(tessy, "benchmark")}
+    filters = tessy.settings.corpus.filters
     budget = tessy.settings.cooperate.max_student_tokens
     lexicons = tessy.settings.lexicons
     thresholds = drift_thresholds(tessy, arm)
 
     def build(out: Path) -> dict:
         stats = build_sft_corpus(inputs["cooperative_traces"]["dir"] + "/traces.parquet", out / "corpus.parquet",
-                                 budget, student=inputs["student_model"]["dir"], lexicons=lexicons)
+                                 budget, student=inputs["student_model"]["dir"], lexicons=lexicons, filters=filters,
+                                 benchmark_path=inputs["benchmark"]["dir"] + "/problems.parquet",
+                                 prompts_path=inputs["prompts"]["dir"] + "/prompts.parquet")
         verdict = run_drift_suite(out, thresholds)
         return {**stats, "drift_suite_passed": int(verdict["success"])}
 
     result = materialize_local(context, tessy, asset="sft_corpus", partition=arm, inputs=inputs,
-                               settings={"max_student_tokens": budget, "drift": dataclasses.asdict(thresholds),
+                               settings={"max_student_tokens": budget, "filters": filters.model_dump(),
+                                         "drift": dataclasses.asdict(thresholds),
                                          "lexicons": lexicons.model_dump() if lexicons else None},
                                code_version=CODE_VERSION, build=build)
     verdict = json.loads((tessy.dir("sft_corpus", arm) / DRIFT_REPORT).read_text())
