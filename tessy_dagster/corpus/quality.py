@@ -109,9 +109,9 @@ def structure_problem(thinking: str, answer: str, asks_code: bool, *, one_thinki
     """(reason, detail) of the first structure rule the trace fails, or None."""
     if one_thinking_section:
         for field, text in (("thinking", thinking), ("answer", answer)):
-            for marker in SECTION_MARKERS:
-                if marker in text:
-                    return "extra_thinking_section", f"{marker!r} in the {field}"
+            found = [(text.index(m), m) for m in SECTION_MARKERS if m in text]
+            if found:
+                return "extra_thinking_section", f"{min(found)[1]!r} in the {field}"  # the first in the text
     if asks_code and not has_code_block(answer, code_block):
         return "no_code_block", f"the prompt asks for code and the answer has no {code_block.replace('_', ' ')} code"
     return None
