@@ -149,6 +149,9 @@ def sft_config(settings: SftSettings, *, output_dir, has_validation: bool, choic
         log_level="warning",
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # without CUDA: the CPU, and under torchrun accelerate's MULTI_CPU (DDP over gloo)
+        use_cpu=not torch.cuda.is_available(),
+        ddp_find_unused_parameters=False,  # every parameter of a causal LM gets a gradient
     )
 
 
@@ -268,6 +271,8 @@ def train_student(*, student_dir, corpus_path, settings: SftSettings, out_dir, a
     summary = {
         "rule": settings.report_epoch, "chosen_epoch": chosen["epoch"], "chosen": chosen["name"],
         "epochs": epochs, "capped_by_max_seconds": history["capped"], "processes": world, **choices,
+        "distributed_type": str(trainer.accelerator.distributed_type.value), "fsdp": bool(trainer.is_fsdp_enabled),
+        "mixed_precision": str(trainer.accelerator.mixed_precision),
         "per_device_batch_size": args.per_device_train_batch_size,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
     }
@@ -331,10 +336,10 @@ def _launch(*, student_dir, corpus_path, settings: SftSettings, out_dir, arm, pr
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     params_file, result_file = out_dir / ".launch.json", out_dir / ".launch-result.json"
+    command = launch_command(settings, params_file)  # a launch that cannot run fails before anything is written
     params_file.write_text(json.dumps({"student_dir": str(student_dir), "corpus_path": str(corpus_path),
                                        "settings": settings.model_dump(), "out_dir": str(out_dir), "arm": arm,
                                        "result": str(result_file)}))
-    command = launch_command(settings, params_file)
     progress(f"launching {settings.num_processes} training processes: {' '.join(command)}")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as proc:
@@ -354,13 +359,34 @@ def _launch(*, student_dir, corpus_path, settings: SftSettings, out_dir, arm, pr
 
 
 def launch_command(settings: SftSettings, params_file: Path) -> list[str]:
+    """`torchrun` (DDP: NCCL on GPUs, gloo on CPU) or `accelerate launch` with the FSDP config, `num_processes`
+    processes on this node, each running `main` below. The bf16 setting overrides the config's mixed precision
+    (accelerate's environment would otherwise win over the Trainer's `bf16`)."""
     entry = ["-m", "tessy_dagster.train.student", "--params", f"@{params_file}"]
     if settings.launcher == "torchrun":
         return [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 f"--nproc_per_node={settings.num_processes}", *entry]
-    config = settings.accelerate_config or str(FSDP_CONFIG)
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config,
-            "--num_processes", str(settings.num_processes), *entry]
+    config = Path(settings.accelerate_config or FSDP_CONFIG)
+    _check_fsdp_device(config)
+    precision = "bf16" if runtime_choices(settings)["bf16"] else "no"
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+            "--num_processes", str(settings.num_processes), "--mixed_precision", precision, *entry]
+
+
+def _check_fsdp_device(config: Path) -> None:
+    """FSDP runs on CUDA devices only here: without them the Trainer runs on the CPU (`use_cpu`), where
+    accelerate turns the launch into plain MULTI_CPU data parallelism and ignores the FSDP section, silently.
+    Refuse instead, and name the launcher that does run on CPU."""
+    import torch
+    import yaml
+
+    try:
+        distributed = (yaml.safe_load(config.read_text()) or {}).get("distributed_type")
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"sft.accelerate_config {config}: cannot read it ({err})") from err
+    if distributed == "FSDP" and not torch.cuda.is_available():
+        raise ValueError(f"sft.accelerate_config {config} asks for FSDP, which needs CUDA devices and this machine "
+                         f"has none; on CPU set sft.launcher to 'torchrun' (DDP over gloo) or num_processes to 1")
 
 
 def main(argv: list[str] | None = None) -> None:
