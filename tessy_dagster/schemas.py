@@ -69,6 +69,9 @@ TRACES = pa.schema([
     ("teacher_digest", pa.string()),
     ("student_digest", pa.string()),
     ("boundary_digest", pa.string()),
+    ("sample", _i32),  # 1..N: which sample of the prompt this is (cooperate.verify_answers draws up to N)
+    ("thinking_passed", pa.bool_()),  # the thinking's final code passes the prompt's tests; null: no tests
+    ("answer_passed", pa.bool_()),  # the answer passes the prompt's tests; null: no tests (corpus/correctness.py)
 ])
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])

@@ -257,12 +257,22 @@ class CooperateSettings(_Strict):
     generation: GenerationSettings = GenerationSettings()
     shard_size: int = Field(256, ge=1)  # prompts per shard: a killed run resumes after the last whole shard
     seed: int = 0
+    # Execution-verified answers (rejection sampling): arm -> N, at most N samples per prompt with tests, drawn
+    # again while the answer fails in the sandbox; the first passing sample is kept (else the last). An arm
+    # not listed (or N = 1) draws one sample. Every trace is judged once either way (its correctness columns).
+    verify_answers: dict[str, int] = {}
+    judge_workers: int = Field(2, ge=1)  # sandbox runs at a time when judging traces
 
     @model_validator(mode="after")
     def _known_arms(self):
         unknown = [a for a in self.arms if a not in ALL_ARMS]
         if unknown or not self.arms or len(set(self.arms)) != len(self.arms):
             raise ValueError(f"arms {list(self.arms)}: choose distinct arms among {list(ALL_ARMS)}")
+        for arm, n in self.verify_answers.items():
+            if arm not in ALL_ARMS:
+                raise ValueError(f"verify_answers: unknown arm {arm!r}; choose among {list(ALL_ARMS)}")
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"verify_answers[{arm!r}] = {n!r}: the most samples per prompt, an int >= 1")
         return self
 
 

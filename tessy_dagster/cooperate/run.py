@@ -3,6 +3,13 @@
 Prompts are cut into shards of `shard_size` in prompt-id order. Each finished shard is written under a
 temporary name and renamed into place in the step's work folder, so a run killed at any moment and started
 again skips the whole shards and redoes only the one in flight: every prompt ends up exactly once.
+
+Every trace is judged against its prompt's tests in the sandbox (`corpus.correctness.judge_traces`: the
+thinking's final code and the answer; null verdicts where the prompt has no tests of a known kind).
+With `verify_answers[arm] = N > 1` (rejection sampling), the prompts of a shard whose answer fails are drawn
+again, a new attempt of the same engine with a fresh seed (`sample_seed`), up to N samples in all; a prompt
+keeps its first passing sample, else its last. Prompts without tests are drawn once. A shard holds its prompts'
+final rows, each with its `sample` number, so `samples_drawn` is their sum and a resumed run counts the same.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from typing import Callable
 import pyarrow as pa
 
 from .. import schemas
+from ..corpus.correctness import judge_traces
+from ..evaluate.sandbox import SandboxLimits
 from ..settings import ALL_ARMS, CooperateSettings
 from ..storage import read_table, write_table
 from .engine import PLANS, SINGLE_MODEL_PLAN, CooperativeEngine
@@ -31,9 +40,12 @@ def write_traces(*, arm: str, teacher_dir, student_dir, boundary_dir, prompts_pa
     cooperative = PLANS[arm][0] == "cooperative"
     if cooperative and not boundary_dir:
         raise ValueError(f"the {arm} arm needs a boundary model (boundary_dir)")
-    prompts = sorted((r["problem_id"], r["prompt"]) for r in read_table(prompts_path).to_pylist())
+    table = read_table(prompts_path).to_pylist()
+    prompts = sorted((r["problem_id"], r["prompt"]) for r in table)
     if not prompts:
         raise ValueError(f"{prompts_path}: no prompts")
+    tests = {r["problem_id"]: r.get("tests") or "" for r in table}
+    max_samples = settings.verify_answers.get(arm, 1)
     shards = [prompts[i:i + settings.shard_size] for i in range(0, len(prompts), settings.shard_size)]
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -44,19 +56,53 @@ def write_traces(*, arm: str, teacher_dir, student_dir, boundary_dir, prompts_pa
         engine = _engine(arm, cooperative, teacher_dir, student_dir, boundary_dir, digests, settings,
                          context_tokens, progress)
         for i in todo:
-            # A shard's sampling does not depend on which shards ran before it; its rows record the seed used.
-            torch.manual_seed(settings.seed + i)
-            engine.provenance["seed"] = settings.seed + i
-            rows = engine.run(arm, shards[i])
+            rows = _sample_shard(engine, arm, shards[i], settings.seed + i, max_samples, tests, settings,
+                                 f"shard {i + 1}/{len(shards)}", progress, torch)
             _write_shard(rows, work_dir, i)
-            progress(f"shard {i + 1}/{len(shards)} written ({len(rows)} traces)")
+            judged = [r for r in rows if r["answer_passed"] is not None]
+            progress(f"shard {i + 1}/{len(shards)} written ({len(rows)} traces, answers passing "
+                     f"{sum(r['answer_passed'] for r in judged)}/{len(judged)} with tests, "
+                     f"{sum(r['sample'] for r in rows)} samples drawn)")
     rows = [r for i in range(len(shards)) for r in read_table(_shard_path(work_dir, i)).to_pylist()]
     ids = [r["prompt_id"] for r in rows]
     if sorted(ids) != [pid for pid, _ in prompts]:
         raise RuntimeError(f"{work_dir}: the shards do not hold every prompt exactly once; delete the folder "
                            f"and run again")
     write_table(pa.Table.from_pylist(rows, schema=schemas.TRACES), Path(out_dir) / "traces.parquet", schemas.TRACES)
-    return trace_metrics(rows)
+    return trace_metrics(rows, verified=max_samples > 1)
+
+
+def sample_seed(shard_seed: int, sample: int) -> int:
+    """The seed of a shard's `sample`-th draw (1-based): the shard's own seed for the first, so a run without
+    verification samples as before; later draws are 2**32 apart, clear of every other shard's seeds."""
+    return shard_seed + (sample - 1) * 2 ** 32
+
+
+def _sample_shard(engine, arm, prompts, shard_seed, max_samples, tests, settings, label, progress, torch):
+    """The shard's final rows: one draw of every prompt, then draws of the prompts whose answer failed, up to
+    `max_samples` in all; each row judged and numbered."""
+    final: dict[str, dict] = {}
+    pending = list(prompts)
+    limits = SandboxLimits()
+    for sample in range(1, max_samples + 1):
+        # A draw does not depend on which shards or draws ran before it; its rows record the seed used.
+        seed = sample_seed(shard_seed, sample)
+        torch.manual_seed(seed)
+        engine.provenance["seed"] = seed
+        rows = engine.run(arm, pending)
+        verdicts = judge_traces(rows, tests, limits=limits, workers=settings.judge_workers)
+        for row, verdict in zip(rows, verdicts):
+            row.update(sample=sample, thinking_passed=verdict["thinking_passed"],
+                       answer_passed=verdict["answer_passed"])
+            final[row["prompt_id"]] = row
+        pending = [(pid, text) for pid, text in pending if final[pid]["answer_passed"] is False]
+        if max_samples > 1:
+            left = "to draw again" if sample < max_samples else "never passed"
+            progress(f"{label}: sample {sample}/{max_samples}: {len(rows)} drawn, "
+                     f"{sum(r['answer_passed'] is True for r in rows)} answers pass, {len(pending)} {left}")
+        if not pending:
+            break
+    return [final[pid] for pid, _ in prompts]
 
 
 def _engine(arm, cooperative, teacher_dir, student_dir, boundary_dir, digests, settings, context_tokens,
@@ -89,7 +135,10 @@ def _write_shard(rows: list[dict], work_dir: Path, index: int) -> None:
     os.replace(partial, final)  # atomic: a shard is either whole or absent
 
 
-def trace_metrics(rows: list[dict]) -> dict:
+def trace_metrics(rows: list[dict], verified: bool = False) -> dict:
+    """The arm's numbers for its metadata. Correctness counts the traces whose prompt has tests
+    (`judged_traces`); the pass rates are left out when there are none. With verification (`verified`):
+    `verified_pass_rate`, the prompts with tests that ended with a passing sample, and `samples_drawn`."""
     n = len(rows)
     total = sum(r["n_tokens_total"] for r in rows)
     metrics = {
@@ -102,4 +151,15 @@ def trace_metrics(rows: list[dict]) -> dict:
     }
     for reason in sorted({r["ended"] for r in rows}):
         metrics[f"ended_{reason}"] = sum(r["ended"] == reason for r in rows)
+    answers = [r["answer_passed"] for r in rows if r.get("answer_passed") is not None]
+    thinking = [r["thinking_passed"] for r in rows if r.get("thinking_passed") is not None]
+    metrics["judged_traces"] = len(answers)
+    if answers:
+        metrics["answer_pass_rate"] = sum(answers) / len(answers)
+    if thinking:
+        metrics["thinking_pass_rate"] = sum(thinking) / len(thinking)
+    if verified:
+        metrics["samples_drawn"] = sum(r.get("sample") or 1 for r in rows)
+        if answers:
+            metrics["verified_pass_rate"] = sum(answers) / len(answers)
     return metrics
