@@ -192,6 +192,24 @@ class StyleLexicons(_Strict):
     student: tuple[str, ...] = ()
 
 
+class DriftSettings(_Strict):
+    """The model-based style-drift gate (tessy_dagster/corpus/drift_check.py), per arm; an arm absent from
+    a dict (or None) turns that expectation off for it. Thresholds are relative to the same metrics on the
+    student's own traces (the calibration sample of `student_responses`), so they carry over to any pair of
+    models. teacher_only and teacher_think are the comparison's controls (teacher-written thinking by
+    construction): only the structural expectations apply to them; tessy and teacher_answer are gated."""
+    # mean style-token NLL under the student at most the student's own mean + this (nats per token)
+    max_style_nll_excess: dict[str, float | None] = {"tessy": 0.5, "teacher_answer": 0.5}
+    # at most this share of traces with a style NLL above the student's own 95th percentile (own: 0.05)
+    max_style_nll_outlier_share: dict[str, float | None] = {"tessy": 0.25, "teacher_answer": 0.25}
+    # mean TF-IDF cosine to the student's own response at least this times the student's self-similarity
+    min_similarity_ratio: dict[str, float | None] = {"tessy": 0.9, "teacher_answer": 0.9}
+    # mean share of teacher-written tokens B_T labels style (absolute: the student's traces have none)
+    max_mean_teacher_style_rate: dict[str, float | None] = {"tessy": 0.15, "teacher_answer": 0.15}
+    min_rows: int = Field(1, ge=0)
+    batch_size: int = Field(16, ge=1)  # traces per forward pass (student NLL and boundary labels)
+
+
 class BoundarySettings(_Strict):
     # --- the dataset: thinking traces of both models, cut into windows, annotated -----------------------
     n_traces_per_model: int = Field(400, ge=1)
