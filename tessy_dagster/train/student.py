@@ -54,16 +54,29 @@ def _read_records(corpus_path) -> list[tuple[str, str]]:
     import datasets
 
     datasets.disable_progress_bars()
+    unreadable = f"{corpus_path}: cannot read the SFT corpus ({{}}); materialize sft_corpus for this arm again"
+    if Path(corpus_path).exists():
+        try:
+            rows = _parquet_rows(corpus_path)
+        except Exception as err:  # not a Parquet file, or a truncated one
+            raise ValueError(unreadable.format(f"{type(err).__name__}: {err}")) from err
+        if rows == 0:  # `datasets` fails on an empty file with a generic error; say what it is
+            raise ValueError(f"{corpus_path}: the corpus is empty, nothing to train on; see sft_corpus' drop counts")
     try:
-        records = load_chat_records(corpus_path)
+        records = load_chat_records(corpus_path)  # a missing file, or a row with the wrong roles: its own error
     except (FileNotFoundError, ValueError):
         raise
-    except Exception as err:  # a file that is not Parquet, or lacks the messages column
-        raise ValueError(f"{corpus_path}: cannot read the SFT corpus ({type(err).__name__}: {err}); "
-                         f"materialize sft_corpus for this arm again") from err
+    except Exception as err:  # e.g. no messages column
+        raise ValueError(unreadable.format(f"{type(err).__name__}: {err}")) from err
     if not records:
         raise ValueError(f"{corpus_path}: the corpus is empty, nothing to train on; see sft_corpus' drop counts")
     return records
+
+
+def _parquet_rows(path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(str(path)).num_rows
 
 
 def split_records(n: int, validation_share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -89,6 +102,15 @@ def choose_epoch(epochs: list[dict], rule: str) -> dict:
             raise ValueError("report_epoch 'lowest_validation_loss': no epoch has a validation loss")
         return min(scored, key=lambda e: e["validation_loss"])
     raise ValueError(f"unknown report_epoch rule {rule!r}")
+
+
+def sft_dataset(examples):
+    """TRL's pre-tokenized format: `input_ids` as `encode_chat` wrote them and `completion_mask` (1 on the
+    assistant turn), which TRL turns into labels (-100 elsewhere) under `completion_only_loss`."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": [ex.input_ids for ex in examples],
+                              "completion_mask": [ex.loss_mask for ex in examples]})
 
 
 def runtime_choices(settings: SftSettings) -> dict:
@@ -130,7 +152,9 @@ def sft_config(settings: SftSettings, *, output_dir, has_validation: bool, choic
         weight_decay=settings.weight_decay,
         adam_beta2=settings.adam_beta2,
         max_grad_norm=settings.max_grad_norm,
-        max_length=settings.max_tokens,
+        # records are truncated to max_tokens by encode_chats already; TRL wants no max_length when padding-free
+        # without packing (it would not enforce it), and the row length when packed
+        max_length=None if choices["batching"] == "padding_free" else settings.max_tokens,
         completion_only_loss=True,  # the dataset's completion_mask: the assistant turn
         packing=choices["batching"] == "packed",
         packing_strategy="bfd",
@@ -219,7 +243,6 @@ def train_student(*, student_dir, corpus_path, settings: SftSettings, out_dir, a
                   progress: Callable[[str], None] = print) -> dict:
     """The training itself, on every process of a launch (or the only one); rank 0 writes the artifact."""
     import torch
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
@@ -233,10 +256,6 @@ def train_student(*, student_dir, corpus_path, settings: SftSettings, out_dir, a
     examples = encode_chats(tokenizer, records, settings.max_tokens)
     train_idx, val_idx = split_records(len(examples), settings.validation_share, settings.seed)
 
-    def dataset(indices):
-        return Dataset.from_dict({"input_ids": [examples[i].input_ids for i in indices],
-                                  "completion_mask": [examples[i].loss_mask for i in indices]})
-
     choices = runtime_choices(settings)
     model = AutoModelForCausalLM.from_pretrained(str(student_dir), dtype=torch.float32,
                                                  attn_implementation=choices["attn_implementation"])
@@ -244,8 +263,9 @@ def train_student(*, student_dir, corpus_path, settings: SftSettings, out_dir, a
     trainer_dir = out_dir / ".trainer"
     args = sft_config(settings, output_dir=trainer_dir, has_validation=bool(val_idx), choices=choices)
     history: dict = {"steps": [], "evals": {}, "saves": [], "tokens": 0, "capped": False}
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset(train_idx),
-                         eval_dataset=dataset(val_idx) if val_idx else None, processing_class=tokenizer,
+    trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset([examples[i] for i in train_idx]),
+                         eval_dataset=sft_dataset([examples[i] for i in val_idx]) if val_idx else None,
+                         processing_class=tokenizer,
                          callbacks=_callbacks(settings, progress, who, history))
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not printed dicts
     world = trainer.accelerator.num_processes
