@@ -28,3 +28,19 @@ def cooperative_traces(context: AssetExecutionContext, tessy: TessyConfig, launc
     return materialize_heavy(context, tessy, launcher, asset="cooperative_traces", partition=arm,
                              step="cooperative_traces", inputs=inputs, settings=s.cooperate.model_dump(),
                              code_version=CODE_VERSION, arm=arm, context_tokens=s.boundary.context_tokens)
+
+
+STUDENT_RESPONSES_VERSION = "1"
+
+
+@asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=STUDENT_RESPONSES_VERSION,
+       deps=["prompts", "teacher_model", "student_model"],
+       description="The student's own responses, two independent samples per prompt (reference/ and "
+                   "calibration/ traces.parquet): what the style-drift metrics compare a corpus with and "
+                   "calibrate their thresholds on.")
+def student_responses(context: AssetExecutionContext, tessy: TessyConfig, launcher: StepLauncher):
+    # write_traces loads both models, so the teacher folder is an input too (the student alone writes)
+    inputs = {name: upstream(tessy, name) for name in ("prompts", "teacher_model", "student_model")}
+    return materialize_heavy(context, tessy, launcher, asset="student_responses", partition=None,
+                             step="student_responses", inputs=inputs, settings=tessy.settings.cooperate.model_dump(),
+                             code_version=STUDENT_RESPONSES_VERSION)
