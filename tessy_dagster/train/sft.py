@@ -1,8 +1,13 @@
-"""Supervised fine-tuning of a causal LM on chat records, loss on the assistant turn only.
+"""Chat records encoded for causal-LM training (loss on the assistant turn only), and a short training loop.
 
-One short training loop (nanoGPT-style) serves both the toy world's from-scratch models and the
-full-parameter SFT of the student on a TESSY corpus. The learning rate decays on a cosine over
-whichever budget runs out first: the planned steps or the wall-clock seconds.
+`encode_chat` is the one encoding of an SFT record: the student's SFT on TRL (train/student.py) feeds its
+tokens and mask to `SFTTrainer` as they are.
+
+Why a hand-written loop is kept here: `train_causal_lm` trains the toy world's teacher and student from scratch
+(toyworld/models.py) on a step budget and a wall-clock cap, with the learning rate on a cosine over whichever
+runs out first; no library trainer schedules over wall-clock time, and the loop is kept byte-for-byte so the toy
+world (and every demo figure built on it) is reproducible. It is also the baseline of
+benchmarks/sft_trl_vs_loop.py. The student's SFT does not use it: that is TRL's `SFTTrainer`.
 """
 
 from __future__ import annotations
