@@ -11,9 +11,12 @@ stay because `(x + 2)` and `(x - 2)` are different programs; the rest of punctua
   `<|return|>`): the record would then carry two sections, or a leaked one, once written in the student's
   format. One thinking section per record is what the student is taught to write.
 - `no_code_block`: the prompt asks for code (`asks_for_code`) and the answer has no code block. `fenced`: a
-  ``` block; `fenced_or_bare`: a ``` block, or an answer that parses as Python and defines a function or class
-  at its top level (the toy world's answers are bare `def f(x): ...`; real models fence). The default is
-  `fenced_or_bare`, which both pass.
+  ``` block; `fenced_or_bare`: a ``` block, or a bare answer that opens with a definition (`def`, `async def`,
+  `class`) or parses as Python and defines a function or class at its top level (the toy world's answers are
+  bare `def f(x): ...`; real models fence). The default is `fenced_or_bare`, which both pass. This is the
+  answer's form, not its correctness: a fenced block of broken code is still a block, and so is a bare `def`
+  that does not parse (the barely trained micro models' answers); whether the code passes is the
+  execution-verified filter's question.
 The empty answer is DuckDB's `empty_answer` in `filters.py`, checked before these.
 
 **Exact and near duplicates** (`find_duplicates`): over the words of prompt + thinking + answer (the whole
@@ -72,6 +75,7 @@ _CODE_REQUEST = re.compile(
     r"\b(write|implement|complete|define|code|fix)\b[^.?!\n]{0,80}?\b(python|function|program|code|script|class|"
     r"method)\b|```", re.IGNORECASE)
 _FENCED = re.compile(r"```[^\n]*\n.*?```", re.DOTALL)  # a closed fenced block (as evaluate/benchmarks/common.py)
+_DEFINITION = re.compile(r"\s*(async\s+def|def|class)\s+\w+")  # a bare answer that opens with a definition
 
 CodeBlockRule = Literal["off", "fenced", "fenced_or_bare"]
 
@@ -97,6 +101,8 @@ def has_code_block(answer: str, rule: CodeBlockRule = "fenced_or_bare") -> bool:
         return True
     if rule == "fenced":
         return False
+    if _DEFINITION.match(answer):
+        return True
     try:
         tree = ast.parse(answer)
     except (SyntaxError, ValueError, MemoryError, RecursionError):

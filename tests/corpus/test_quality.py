@@ -50,6 +50,9 @@ def test_code_blocks_where_the_prompt_asks_for_code():
     assert structure_problem("ok", fenced, True, code_block="fenced") is None
     assert structure_problem("ok", bare, True, code_block="fenced")[0] == "no_code_block"
     assert structure_problem("ok", bare, True, code_block="fenced_or_bare") is None
+    # form, not correctness: a bare definition that does not parse is still code (the verifier judges it)
+    assert structure_problem("ok", "def f(x):\n    return ((x - 1)", True, code_block="fenced_or_bare") is None
+    assert structure_problem("ok", "import os\n\nclass A:\n    pass", True, code_block="fenced_or_bare") is None
     assert structure_problem("ok", prose, True, code_block="fenced_or_bare")[0] == "no_code_block"
     assert structure_problem("ok", "x = 1", True, code_block="fenced_or_bare")[0] == "no_code_block"  # defines nothing
     assert structure_problem("ok", prose, True, code_block="off") is None
