@@ -31,7 +31,7 @@ def prompts(micro_world, tmp_path_factory):
 
 def _run(micro_world, micro, prompts_path, folder, **update):
     lines = []
-    settings = micro.cooperate.model_copy(update={"shard_size": 4, **update})
+    settings = micro.cooperate.model_copy(update=update)  # one shard: a draw costs the same for 1 prompt or 8
     metrics = write_traces(arm="tessy", teacher_dir=micro_world["teacher"], student_dir=micro_world["student"],
                            boundary_dir=micro_world["boundary"], prompts_path=prompts_path,
                            digests={"teacher_model": "t", "student_model": "s", "boundary_model": "b"},
@@ -83,8 +83,7 @@ def test_verification_keeps_a_passing_sample_and_draws_failing_prompts_again(run
         if r["answer_passed"] is False:
             assert r["sample"] == N
     # each row records the seed of its own draw
-    shard_seeds = (micro.cooperate.seed, micro.cooperate.seed + 1)  # 8 prompts, shards of 4
-    assert all(r["seed"] in {sample_seed(s, r["sample"]) for s in shard_seeds} for r in rows)
+    assert all(r["seed"] == sample_seed(micro.cooperate.seed, r["sample"]) for r in rows)
     judged = [r for r in rows if r["answer_passed"] is not None]
     assert metrics["samples_drawn"] == sum(r["sample"] for r in rows) >= len(rows) + N - 1
     assert metrics["verified_pass_rate"] == sum(r["answer_passed"] for r in judged) / len(judged)
@@ -94,7 +93,7 @@ def test_verification_keeps_a_passing_sample_and_draws_failing_prompts_again(run
 
 
 def test_verification_passes_at_least_as_often_as_one_draw(runs):
-    # the first draw of each shard uses the shard's own seed, as without verification
+    # the first draw of a shard uses the shard's own seed, as without verification
     off, on = runs["off"][0], runs["on"][0]
     assert on["verified_pass_rate"] >= off["answer_pass_rate"]
 
