@@ -11,7 +11,8 @@ TOY = toy_tests("f", [1, 2, -3], [4, 5, 0])  # f(x) = x + 3
 RIGHT = "def f(x):\n    return (x + 3)"
 WRONG = "def f(x):\n    return (x + 4)"
 HUMANEVAL = json.dumps({"prompt": "def add(a, b):\n    \"\"\"The sum of a and b.\"\"\"\n",
-                        "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n",
+                        "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n"
+                                "    assert candidate(-1, 1) == 0\n",
                         "entry_point": "add", "timeout_s": 3.0})
 LCB = json.dumps({"mode": "stdin", "fn_name": None, "timeout_s": 6,
                   "cases": [{"input": "2\n", "output": "4\n"}, {"input": "5\n", "output": "10\n"}]})
