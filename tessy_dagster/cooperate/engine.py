@@ -71,6 +71,12 @@ def complete_to_whitespace(chunk: str, cut: int) -> int:
 _WHITESPACE = re.compile(r"\s")
 
 
+def first_word_end(chunk: str) -> int:
+    """The end of the chunk's first word (its leading whitespace and the word)."""
+    lead = len(chunk) - len(chunk.lstrip())
+    return complete_to_whitespace(chunk, lead + 1)
+
+
 def has_repetition_loop(text: str, min_words: int, max_words: int, count: int) -> bool:
     """True when the text ends in a fragment of min..max words repeated `count` times in a row."""
     words = text.split()
@@ -155,7 +161,8 @@ class CooperativeEngine:
         model = self.models[role]
         outs = model.generate([chat[q.prompt_id] + q.text for q in group], self.k[role], self.settings.sampling,
                               stop_at_think_end=True, cache_keys=[q.key for q in group])
-        cuts = self.boundary.cuts([q.text for q in group], [o.text for o in outs], [role] * len(group))
+        chunks = [o.text for o in outs]
+        cuts = self._cut_offsets(role, group, chunks)
         rolled_back: list[tuple[_Sequence, str]] = []  # counted in one tokenizer call below
         for q, out, cut in zip(group, outs, cuts):
             q.rounds += 1
@@ -163,14 +170,6 @@ class CooperativeEngine:
             if not chunk.strip() and out.finish_reason == "length":
                 q.ended = "empty_reply"
                 continue
-            # The engine's own rule decides the switch: completing the cut to a word's end may reach the
-            # chunk's end, and then the role goes on.
-            cut = complete_to_whitespace(chunk, cut.offset)
-            if q.fresh_turn and not chunk[:cut].strip():
-                # The other role's span was cut right here, so this position is ours: keep at least one
-                # word, which also guarantees progress.
-                lead = len(chunk) - len(chunk.lstrip())
-                cut = complete_to_whitespace(chunk, lead + 1)
             kept = chunk[:cut]
             if kept:
                 if q.spans and q.spans[-1][1] == role:
@@ -192,6 +191,28 @@ class CooperativeEngine:
         student_counts = self.models["student"].count_tokens([q.text for q in group])
         for q, n in zip(group, student_counts):
             _check_stops(q, n, self.settings)
+
+    def _cut_offsets(self, role: str, group: list[_Sequence], chunks: list[str]) -> list[int]:
+        """Where each chunk is cut: the boundary model's cut, completed to a word's end (the engine's own
+        rule decides the switch: completing may reach the chunk's end, and then the role goes on).
+
+        A role that has just taken over keeps at least its first word: the other role's span was cut right
+        here, so the position is this role's (which also guarantees progress). What follows that word is the
+        boundary model's to judge, as in any chunk, so those chunks are asked again from after the word.
+        (Keeping the word and then handing the turn back unasked split capability lines word by word: the
+        teacher kept " Step", the student was handed " 2" by the same rule, and wrote a wrong one.)"""
+        cuts = self.boundary.cuts([q.text for q in group], chunks, [role] * len(group))
+        offsets = [len(chunk) if q.fresh_turn and not chunk.strip() else complete_to_whitespace(chunk, cut.offset)
+                   for q, chunk, cut in zip(group, chunks, cuts)]
+        refused = [i for i, (q, chunk) in enumerate(zip(group, chunks))
+                   if q.fresh_turn and chunk.strip() and not chunk[:offsets[i]].strip()]
+        if refused:
+            words = [first_word_end(chunks[i]) for i in refused]
+            again = self.boundary.cuts([group[i].text + chunks[i][:w] for i, w in zip(refused, words)],
+                                       [chunks[i][w:] for i, w in zip(refused, words)], [role] * len(refused))
+            for i, w, cut in zip(refused, words, again):
+                offsets[i] = w + complete_to_whitespace(chunks[i][w:], cut.offset)
+        return offsets
 
     # --- one model thinking alone (teacher_only, teacher_think; the student's own traces) ------------
     def run_single(self, prompts: list[tuple[str, str]], arm: str = "teacher_only", thinker: str = "teacher",

@@ -1,3 +1,5 @@
+import re
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -111,3 +113,99 @@ def test_engine_keeps_no_cache_after_a_run(micro_world, micro):
     assert sorted(r["prompt_id"] for r in rows) == sorted(p for p, _ in prompts)
     assert models["teacher"].reused_tokens > 0 and models["student"].reused_tokens > 0
     assert not models["teacher"]._cache and not models["student"]._cache
+
+
+# --- the fresh-turn rule, on scripted models and a boundary that misjudges one handoff -------------------
+
+from tessy_dagster.boundary.model import Cut  # noqa: E402
+from tessy_dagster.cooperate.engine import CooperativeEngine, first_word_end  # noqa: E402
+from tessy_dagster.cooperate.generation import Generation  # noqa: E402
+
+STUDENT_MARKERS = ("Now", "then,", "Next", "up,")
+
+
+class ScriptedModel:
+    """Replies from a script, one per call and sequence; a word is a token."""
+
+    def __init__(self, replies):
+        self.replies, self.prompts = list(replies), []
+
+    def thinking_prompt(self, user):
+        return f"<{user}>"
+
+    def answer_prompt(self, user, thinking):
+        return f"<{user}>{thinking}</think>"
+
+    def generate(self, prompts, max_new_tokens, sampling, stop_at_think_end, cache_keys=None):
+        self.prompts.extend(prompts)
+        return [self.replies.pop(0) for _ in prompts]
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
+
+    def release(self, keys):
+        pass
+
+
+class WordBoundary:
+    """B_S cuts a student chunk at its first word that is not a student marker; B_T cuts a teacher chunk at
+    its first marker word, and (the misjudgement of a B_T trained on teacher windows only) refuses the first
+    word of any chunk that follows a student marker. Offsets are where the word starts."""
+
+    def __init__(self):
+        self.calls = []
+
+    def cuts(self, contexts, chunks, roles):
+        out = []
+        for context, chunk, role in zip(contexts, chunks, roles):
+            self.calls.append((context, chunk, role))
+            cut = len(chunk)
+            for m in re.finditer(r"\S+", chunk):
+                if not context and m.start() == len(chunk) - len(chunk.lstrip()):
+                    continue  # no context: the opening word stays
+                style = m.group() in STUDENT_MARKERS
+                if role == "teacher" and m.start() == len(chunk) - len(chunk.lstrip()) \
+                        and context.rstrip().endswith("then,"):
+                    style = True  # the misjudged handoff
+                if style != (role == "student"):
+                    cut = m.start()
+                    break
+            out.append(Cut(cut, role if cut >= len(chunk) else "teacher" if role == "student" else "student"))
+        return out
+
+
+def test_first_word_end():
+    assert first_word_end(" Step 2 adds") == 5
+    assert first_word_end("\nNow then,") == 4
+    assert first_word_end("word") == 4
+
+
+def test_a_handed_over_capability_line_is_not_split_by_a_refused_first_word():
+    """The teacher takes over after the student's marker; its predictor refuses the first word. The teacher
+    keeps that word by the fresh-turn rule, and the rest of its chunk is judged as any chunk is: the line
+    stays the teacher's, and the student is not handed a capability word it cannot write."""
+    student = ScriptedModel([Generation("Now then, Step 2", 5, "length"),
+                             Generation("def f(x):\n    return (x + 3)", 8, "stop")])
+    teacher = ScriptedModel([Generation(" Step 1 adds 3: (x + 3).", 10, "think_end")])
+    boundary = WordBoundary()
+    engine = CooperativeEngine({"student": student, "teacher": teacher}, boundary,
+                               CooperateSettings(max_retries=0), {}, progress=lambda m: None)
+    [row] = engine.run("tessy", [("p1", "f adds 3")])
+    assert [(s["text"], s["author"]) for s in row["spans"]] == [("Now then,", "student"),
+                                                                 (" Step 1 adds 3: (x + 3).", "teacher")]
+    assert row["n_switches"] == 1 and row["ended"] == "end_of_thinking"
+    # the boundary was asked again from after the kept word, with that word in the context
+    assert boundary.calls[-1] == ("Now then, Step", " 1 adds 3: (x + 3).", "teacher")
+
+
+def test_a_fresh_turn_refused_again_after_its_first_word_hands_over_there():
+    """When the predictor still says the text after the kept word is not the role's, the role hands over
+    right after that word, as before."""
+    student = ScriptedModel([Generation("Now then, Step", 5, "length"), Generation(" Next up,", 5, "think_end"),
+                             Generation("def f(x):\n    return x", 8, "stop")])
+    teacher = ScriptedModel([Generation(" Step Next up,", 10, "length")])
+    engine = CooperativeEngine({"student": student, "teacher": teacher}, WordBoundary(),
+                               CooperateSettings(max_retries=0), {}, progress=lambda m: None)
+    [row] = engine.run("tessy", [("p1", "f")])
+    assert [(s["text"], s["author"]) for s in row["spans"]] == [
+        ("Now then,", "student"), (" Step", "teacher"), (" Next up,", "student")]
