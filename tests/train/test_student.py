@@ -181,12 +181,14 @@ def test_wall_clock_cap_stops_and_reports_the_partial_epoch(world, tmp_path):
 
 
 @pytest.mark.parametrize("batching", ["padding_free", "packed"])
-def test_padding_free_and_packed_training_runs(world, tmp_path, batching):
+def test_padding_free_and_packed_training_runs_with_gradient_checkpointing(world, tmp_path, batching):
     out = tmp_path / "ckpt"
     metrics = finetune_student(student_dir=world["student"], corpus_path=world["corpus"], out_dir=out,
-                               settings=SftSettings(epochs=2, batching=batching, max_tokens=256, **FAST),
+                               settings=SftSettings(epochs=2, batching=batching, max_tokens=256,
+                                                    gradient_checkpointing=True, **FAST),
                                progress=QUIET)
-    assert json.loads((out / "training.json").read_text())["batching"] == batching
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["batching"] == batching and summary["attn_implementation"] == "sdpa" and not summary["bf16"]
     assert metrics["final_loss"] < metrics["first_loss"]
 
 
