@@ -259,7 +259,7 @@ def train_student(*, student_dir, corpus_path, settings: SftSettings, out_dir, a
     choices = runtime_choices(settings)
     model = AutoModelForCausalLM.from_pretrained(str(student_dir), dtype=torch.float32,
                                                  attn_implementation=choices["attn_implementation"])
-    who = f"student {Path(student_dir).name}" + (f", arm {arm}" if arm else "")
+    who = f"SFT of {Path(student_dir).name}" + (f", arm {arm}" if arm else "")
     trainer_dir = out_dir / ".trainer"
     args = sft_config(settings, output_dir=trainer_dir, has_validation=bool(val_idx), choices=choices)
     history: dict = {"steps": [], "evals": {}, "saves": [], "tokens": 0, "capped": False}
