@@ -400,3 +400,38 @@ def summarize(metrics: Sequence[dict]) -> dict:
         total = sum(m[f"nll_{name}"] * m[f"n_{name}_tokens"] for m in metrics if m[f"nll_{name}"] is not None)
         out[f"pooled_nll_{name}"] = total / n if n else None
     return out
+
+
+def ended_normally(row: dict) -> bool:
+    """The corpus filter's fixed rules that matter to a sample of the student's own (ended its thinking,
+    answered, the answer stopped): its calibration traces are judged like a corpus' traces."""
+    return row.get("ended") == "end_of_thinking" and row.get("answer_finish_reason") == "stop" and \
+        bool((row.get("answer") or "").strip())
+
+
+def corpus_drift(rows: Sequence[dict], *, student_dir, boundary_dir, student_responses_dir,
+                 context_tokens: int = 200, classifier_max_tokens: int = 512, batch_size: int = 16,
+                 progress: Callable[[str], None] | None = None) -> tuple[list[dict], dict]:
+    """The drift metrics of a corpus' traces and the calibration they are judged against, in one call (the
+    models loaded once): the similarity's reference and IDF are the student's `reference` sample
+    (`student_responses_dir/reference/traces.parquet`), the calibration is the student's `calibration`
+    sample (its traces that ended normally) measured the same way. Returns (one metrics dict per row, in
+    order; the calibration, JSON-serialisable)."""
+    from ..storage import read_table
+
+    folder = Path(student_responses_dir)
+    samples = {}
+    for sample in ("reference", "calibration"):
+        path = folder / sample / "traces.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: the student's own {sample} responses are missing; materialize "
+                                    f"student_responses first")
+        samples[sample] = read_table(path).to_pylist()
+    models = DriftModels(student_dir, boundary_dir, context_tokens=context_tokens, boundary_batch_size=batch_size)
+    similarity = StudentSimilarity(models.local.tokenizer, samples["reference"])
+    own = [r for r in samples["calibration"] if ended_normally(r) and r["thinking"].strip()]
+    kwargs = dict(models=models, similarity=similarity, batch_size=batch_size,
+                  classifier_max_tokens=classifier_max_tokens, progress=progress)
+    calibration = calibrate(compute_drift_metrics(own, **kwargs), student_responses=str(folder),
+                            calibration_traces=len(own), calibration_sample=len(samples["calibration"]))
+    return compute_drift_metrics(rows, **kwargs), calibration
