@@ -243,6 +243,11 @@ class BoundarySettings(_Strict):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
     max_tokens: int = Field(512, ge=8)  # classifier tokens per training window
+    # Mixed-author windows added to both predictors' training, as a share of the teacher's windows: a teacher
+    # window with its style spans replaced by the student's (the text the engine shows them: the student's
+    # style between the teacher's capability). 0: the paper's recipe, each predictor on its own model's
+    # windows only (B_T then never sees a student marker, and misjudges what follows one).
+    mixed_window_share: float = Field(1.0, ge=0)
     # Classifier tokens of context kept before a new chunk; keep context + chunk within the window length
     # the classifier was trained on (toy: 24 words, about 50 tokens; the paper: 200 tokens, 60 words).
     context_tokens: int = Field(32, ge=1)
@@ -339,6 +344,7 @@ class CorpusFilters(_Strict):
 
 class CorpusSettings(_Strict):
     filters: CorpusFilters = CorpusFilters()
+    drift: DriftSettings = DriftSettings()  # the model-based drift gate, calibrated on the student's own traces
     # Drift thresholds per arm; None turns an expectation off. teacher_only is the control arm of the
     # comparison: it is teacher-styled by construction, so only the structural expectations apply to it.
     # teacher_answer's thinking is cooperative like tessy's, so it gets tessy's gates; teacher_think's thinking
@@ -477,7 +483,9 @@ def _micro() -> dict:
         "evaluate": {"max_new_tokens": 96},
         # Micro models are barely trained and their boundary model hardly cuts: gates loose enough for their
         # traces; the drift test applies the toy profile's gates.
-        "corpus": {"max_mean_teacher_token_share": {"tessy": 1.0, "teacher_answer": 1.0},
+        "corpus": {"drift": {"max_style_nll_excess": {}, "max_style_nll_outlier_share": {},
+                             "min_similarity_ratio": {}, "max_mean_teacher_style_rate": {}},
+                   "max_mean_teacher_token_share": {"tessy": 1.0, "teacher_answer": 1.0},
                    "max_mean_teacher_marker_rate": {"tessy": 10.0, "teacher_answer": 10.0},
                    "max_row_teacher_marker_rate": {"tessy": 50.0, "teacher_answer": 50.0}},
     }

@@ -22,7 +22,7 @@ from ..storage import read_table, write_table
 from .annotate import REJECTION_REASONS, load_annotator
 from .model import PREDICTORS, train_predictor
 from .quality import DatasetBounds, check_boundary_dataset
-from .windows import Window, cut_windows
+from .windows import Window, cut_windows, splice_style, style_runs
 
 CHECKS_FILE = "checks.json"
 ANNOTATION_BATCH = 256  # windows per progress message
@@ -115,15 +115,40 @@ def train_from_windows(*, dataset_dir, toy_tokenizer_dir, settings: BoundarySett
     assert_dataset_passed_checks(dataset_dir)
     windows_path = Path(dataset_dir) / "windows.parquet"
     rows = read_table(windows_path).to_pylist()
+    mixed = mixed_windows(rows, settings.mixed_window_share, settings.seed)
     report = {}
     for role, name in PREDICTORS.items():
         role_rows = [r for r in rows if r["source_model"] == role]
         if not role_rows:
             raise ValueError(f"{windows_path}: no {role} windows to train {name} on")
-        progress(f"training {name} on {len(role_rows)} {role} windows")
-        report[name] = train_predictor(role, role_rows, settings, toy_tokenizer_dir, Path(out_dir) / role, progress)
+        progress(f"training {name} on {len(role_rows)} {role} windows and {len(mixed)} mixed-author windows")
+        report[name] = train_predictor(role, role_rows, settings, toy_tokenizer_dir, Path(out_dir) / role, progress,
+                                       mixed_rows=mixed)
     (Path(out_dir) / "eval.json").write_text(json.dumps(report, indent=2))
     return flat_metrics(report)
+
+
+def mixed_windows(rows: list[dict], share: float, seed: int) -> list[dict]:
+    """Windows of the text the cooperative engine shows the predictors: the student's style spans between the
+    teacher's capability. Each is a teacher window whose runs of style text are replaced by runs drawn from the
+    student's windows (the labels move with them). `share` of the teacher's windows are spliced (above
+    1, some more than once); a window keeps its source's response id, so it sits on the same side of the
+    split. Without them B_T only ever saw the teacher's own markers before a capability span, and in a
+    cooperative trace every teacher chunk follows one of the student's."""
+    teacher = [r for r in rows if r["source_model"] == "teacher" and r["style_spans"]]
+    donors = [r["text"][s:e] for r in rows if r["source_model"] == "student"
+              for s, e in style_runs(r["text"], [(sp["start"], sp["end"]) for sp in r["style_spans"]])]
+    if share <= 0 or not teacher or not donors:
+        return []
+    rng = random.Random(f"mixed:{seed}")
+    n = round(len(teacher) * share)
+    picks = teacher * (n // len(teacher)) + rng.sample(teacher, n % len(teacher))
+    out = []
+    for i, r in enumerate(picks):
+        text, spans = splice_style(r["text"], [(s["start"], s["end"]) for s in r["style_spans"]], donors, rng)
+        out.append({**r, "window_id": f"mixed:{i}:{r['window_id']}", "source_model": "mixed", "text": text,
+                    "style_spans": [{"start": s, "end": e} for s, e in spans]})
+    return out
 
 
 def flat_metrics(report: dict) -> dict:
@@ -133,4 +158,7 @@ def flat_metrics(report: dict) -> dict:
         for key, value in {**result, **result["held_out"]}.items():
             if isinstance(value, (int, float)):
                 flat[f"{name}.{key}"] = value
+        for key, value in (result.get("held_out_mixed") or {}).items():
+            if isinstance(value, (int, float)):
+                flat[f"{name}.mixed.{key}"] = value
     return flat

@@ -171,14 +171,19 @@ def evaluate(model, windows: list[LabelledWindow], keep: int, batch_size: int, p
 
 
 def train_predictor(role: str, rows: list[dict], settings: BoundarySettings, toy_tokenizer_dir, out_dir,
-                    progress: Callable[[str], None] = print) -> dict:
-    """Train one predictor on `rows` (one role's annotated windows), keep the epoch with the best validation
-    token accuracy, evaluate it on the held-out test responses, and save it to `out_dir`."""
+                    progress: Callable[[str], None] = print, mixed_rows: list[dict] = ()) -> dict:
+    """Train one predictor on `rows` (one role's annotated windows) and `mixed_rows` (mixed-author windows,
+    `dataset.mixed_windows`), keep the epoch with the best validation token accuracy, evaluate it on the
+    held-out test responses (its own windows in `held_out`, the mixed ones in `held_out_mixed`), and save it
+    to `out_dir`."""
     import torch
 
     name, keep = PREDICTORS[role], ROLE_KEEPS[role]
-    train_rows, val_rows, test_rows = split_by_response(rows, settings.validation_share, settings.test_share,
-                                                        settings.seed)
+    train_rows, val_rows, test_rows = split_by_response(list(rows) + list(mixed_rows), settings.validation_share,
+                                                        settings.test_share, settings.seed)
+    mixed_ids = {id(r) for r in mixed_rows}  # the split hands back the same row objects
+    test_mixed = [r for r in test_rows if id(r) in mixed_ids]
+    test_rows = [r for r in test_rows if id(r) not in mixed_ids]
     torch.manual_seed(settings.seed)
     tokenizer, model = new_classifier(settings, toy_tokenizer_dir)
 
@@ -187,6 +192,7 @@ def train_predictor(role: str, rows: list[dict], settings: BoundarySettings, toy
                              [[(s["start"], s["end"]) for s in r["style_spans"]] for r in part], settings.max_tokens)
 
     train, val, test = labelled(train_rows), labelled(val_rows), labelled(test_rows)
+    test_mix = labelled(test_mixed) if test_mixed else []
     pad = tokenizer.pad_token_id
     opt = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
     rng = random.Random(settings.seed)
@@ -212,15 +218,19 @@ def train_predictor(role: str, rows: list[dict], settings: BoundarySettings, toy
     model.load_state_dict(best_state)
     model.eval()
     held_out = evaluate(model, test, keep, settings.batch_size, pad)
+    held_out_mixed = evaluate(model, test_mix, keep, settings.batch_size, pad) if test_mix else None
     progress(f"{name} held-out ({len(test)} windows): style F1 {held_out['style_f1']:.4f}, "
              f"first switch exact {held_out['switch_exact']:.4f} / within one word "
-             f"{held_out['switch_within_one_word']:.4f}")
+             f"{held_out['switch_within_one_word']:.4f}"
+             + (f"; mixed-author ({len(test_mix)} windows): style F1 {held_out_mixed['style_f1']:.4f}, first "
+                f"switch exact {held_out_mixed['switch_exact']:.4f}" if held_out_mixed else ""))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     return {"predictor": name, "role": role, "best_epoch": best["epoch"],
             "validation_token_accuracy": best["token_accuracy"], "train_windows": len(train),
-            "validation_windows": len(val), "held_out": held_out}
+            "validation_windows": len(val), "mixed_windows": len(mixed_rows), "held_out": held_out,
+            "held_out_mixed": held_out_mixed}
 
 
 @dataclass(frozen=True)

@@ -70,3 +70,35 @@ def word_index_of_chars(text: str, offsets: list[tuple[int, int]]) -> list[int |
 def shift_left(labels: list[int]) -> list[int]:
     """Position j learns whether token j+1 is style; the last position has no target (-100)."""
     return labels[1:] + [-100]
+
+
+def style_runs(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Style spans with only whitespace between them merged: one run of style text ("Hmm," "wait." is the
+    run "Hmm, wait.")."""
+    runs: list[list[int]] = []
+    for start, end in sorted(spans):
+        if runs and not text[runs[-1][1]:start].strip():
+            runs[-1][1] = max(runs[-1][1], end)
+        else:
+            runs.append([start, end])
+    return [(s, e) for s, e in runs]
+
+
+def splice_style(text: str, spans: list[tuple[int, int]], donor_styles: list[str],
+                 rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
+    """`text` with each run of style text (`style_runs`) replaced by one drawn from `donor_styles` (another
+    model's runs), and the new spans, one per run. A teacher window spliced with the student's style runs is
+    the text the cooperative engine shows both predictors: the student's style between the teacher's
+    capability."""
+    out, new_spans, last = [], [], 0
+    length = 0
+    for start, end in style_runs(text, spans):
+        out.append(text[last:start])
+        length += start - last
+        donor = rng.choice(donor_styles)
+        new_spans.append((length, length + len(donor)))
+        out.append(donor)
+        length += len(donor)
+        last = end
+    out.append(text[last:])
+    return "".join(out), new_spans

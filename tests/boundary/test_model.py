@@ -131,3 +131,54 @@ def test_a_base_checkpoint_gets_a_fresh_two_class_head(micro_world):
 def test_missing_model_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         BoundaryPredictor(tmp_path)
+
+
+def _own_rows(role, lexicon, n, seed):
+    """Windows of traces in one lexicon only: what the boundary dataset gets from models sampled at the
+    engine's temperature and top_p, which leave out the few markers a model learned from the other."""
+    rng = random.Random(seed)
+    problems = tasks.generate_problems(n, (0.2, 0.3, 0.5), seed, 4, 20, "train")
+    rows = []
+    for i, p in enumerate(problems):
+        text = tasks.trace_text(tasks.write_trace(p, lexicon, rng))
+        for w in cut_windows(text, source_model=role, response_id=f"{role}:{i}", window_words=20, max_windows=2,
+                             rng=rng):
+            rows.append({"window_id": f"{w.response_id}:{w.start_word}", "source_model": role,
+                         "response_id": w.response_id, "text": w.text,
+                         "style_spans": [{"start": s, "end": e} for s, e in lexicon_spans(w.text, tasks.STYLE_PHRASES)]})
+    return rows
+
+
+def test_b_t_trained_with_mixed_windows_keeps_the_capability_after_a_student_marker(tmp_path, tokenizers):
+    """In a cooperative trace every teacher chunk follows one of the student's markers. B_T trained on the
+    teacher's own windows only (which hold none of the student's markers) refuses the first capability word
+    after some of them (the comma-ending ones look like the first half of a teacher marker, "Hmm, wait.");
+    trained with the mixed-author windows (the teacher's windows in the student's style) it keeps the whole
+    capability line there, for each of the student's markers."""
+    import shutil
+
+    from tessy_dagster.boundary.dataset import mixed_windows
+
+    tok_dir = tmp_path / "tok"
+    tokenizers[1].save_pretrained(str(tok_dir))
+    teacher = _own_rows("teacher", tasks.TEACHER_LEXICON, 120, 1)
+    student = _own_rows("student", tasks.STUDENT_LEXICON, 120, 2)
+    mixed = mixed_windows(teacher + student, 1.0, seed=0)
+    settings = BoundarySettings(hidden_size=64, num_layers=2, num_heads=2, epochs=6, learning_rate=3e-3)
+    quiet = lambda m: None  # noqa: E731
+    train_predictor("student", student, settings, tok_dir, tmp_path / "paper" / "student", progress=quiet)
+    shutil.copytree(tmp_path / "paper" / "student", tmp_path / "mixed" / "student")
+    train_predictor("teacher", teacher, settings, tok_dir, tmp_path / "paper" / "teacher", progress=quiet)
+    report = train_predictor("teacher", teacher, settings, tok_dir, tmp_path / "mixed" / "teacher", progress=quiet,
+                             mixed_rows=mixed)
+    assert report["mixed_windows"] == len(mixed) and report["held_out_mixed"]["evaluated_windows"] >= 1
+    line = " Step 2 squares it: ((x + 3) ** 2)."
+    contexts = [f"Hmm, wait. Step 1 adds 3: (x + 3).\n{marker.strip()}" for marker in tasks.STUDENT_LEXICON]
+
+    def kept(folder):
+        cuts = BoundaryPredictor(folder, context_tokens=20).cuts(contexts, [line] * len(contexts),
+                                                                 ["teacher"] * len(contexts))
+        return [line[:c.offset] for c in cuts]
+
+    assert any(k != line for k in kept(tmp_path / "paper"))
+    assert kept(tmp_path / "mixed") == [line] * len(contexts)

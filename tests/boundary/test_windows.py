@@ -1,6 +1,7 @@
 import random
 
-from tessy_dagster.boundary.windows import cut_windows, lexicon_spans, shift_left, token_is_style
+from tessy_dagster.boundary.dataset import mixed_windows
+from tessy_dagster.boundary.windows import cut_windows, lexicon_spans, shift_left, splice_style, style_runs, token_is_style
 
 TEXT = "Hmm, wait. Step 1 adds 3: (x + 3).\nNow then, Step 2 squares it: ((x + 3) ** 2)."
 
@@ -28,3 +29,37 @@ def test_token_labels_follow_the_first_character_and_shift_left():
     assert shift_left(labels) == [1, 0, 0, -100]
     # a span that starts inside a token marks that token
     assert token_is_style([(0, 6)], [(2, 4)]) == [1]
+
+
+def test_splice_style_moves_the_labels_with_the_spans():
+    text = "Hmm, wait. Step 1 adds 3: (x + 3).\nLet me think. Code: return (x + 3)"
+    spans = [(0, 10), (35, 48)]
+    spliced, new = splice_style(text, spans, ["Now then,"], random.Random(0))
+    assert spliced == "Now then, Step 1 adds 3: (x + 3).\nNow then, Code: return (x + 3)"
+    assert [spliced[s:e] for s, e in new] == ["Now then,", "Now then,"]
+    assert splice_style(text, [], ["Now then,"], random.Random(0)) == (text, [])
+
+
+def test_mixed_windows_are_teacher_windows_in_the_students_style():
+    teacher = {"window_id": "teacher:p1:0", "source_model": "teacher", "response_id": "teacher:p1", "start_word": 0,
+               "text": "Hmm, wait. Step 1 adds 3: (x + 3).", "annotator": "lexicon",
+               "style_spans": [{"start": 0, "end": 10}]}
+    student = {"window_id": "student:p1:0", "source_model": "student", "response_id": "student:p1", "start_word": 0,
+               "text": "Next up, Step 1 adds 3: (x + 3).", "annotator": "lexicon",
+               "style_spans": [{"start": 0, "end": 8}]}
+    mixed = mixed_windows([teacher, student], share=2.0, seed=0)
+    assert len(mixed) == 2
+    for row in mixed:
+        assert row["text"] == "Next up, Step 1 adds 3: (x + 3)."
+        assert row["style_spans"] == [{"start": 0, "end": 8}]
+        assert row["source_model"] == "mixed" and row["response_id"] == "teacher:p1"  # beside its source in the split
+    assert len({row["window_id"] for row in mixed}) == 2
+    assert mixed_windows([teacher, student], share=0.0, seed=0) == []
+    assert mixed_windows([teacher], share=1.0, seed=0) == []  # no student style to splice in
+
+
+def test_style_runs_merge_spans_with_only_whitespace_between():
+    text = "Hmm, wait. Step 1. Okay, right."
+    assert style_runs(text, [(0, 4), (5, 10), (19, 24), (25, 31)]) == [(0, 10), (19, 31)]
+    spliced, spans = splice_style(text, [(0, 4), (5, 10), (19, 24), (25, 31)], ["Next up,"], random.Random(0))
+    assert spliced == "Next up, Step 1. Next up," and spans == [(0, 8), (17, 25)]
