@@ -2,39 +2,26 @@
 
 import dataclasses
 import json
-from pathlib import Path
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, asset
 
-from resources import TessyConfig
-from tessy_dagster.corpus.drift_check import DriftThresholds, validate_style_drift
-from tessy_dagster.corpus.filters import build_sft_corpus
-from tessy_dagster.storage import read_table
+from resources import StepLauncher, TessyConfig
+from tessy_dagster.corpus.drift_check import DriftThresholds
+from tessy_dagster.corpus.run import DRIFT_REPORT
 
-from .common import OWNERS, materialize_local, outcome_metadata, upstream
+from .common import OWNERS, materialize_heavy, outcome_metadata, upstream
 from .partitions import arm_partitions
 
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 DRIFT_CHECK = "style_drift"
-DRIFT_REPORT = "drift_report.json"
 
 
 def drift_thresholds(tessy: TessyConfig, arm: str) -> DriftThresholds:
     c = tessy.settings.corpus
-    return DriftThresholds(max_mean_teacher_token_share=c.max_mean_teacher_token_share.get(arm),
-                           max_mean_teacher_marker_rate=c.max_mean_teacher_marker_rate.get(arm),
-                           max_row_teacher_marker_rate=c.max_row_teacher_marker_rate.get(arm),
-                           markers=tessy.settings.lexicons is not None)
-
-
-def run_drift_suite(corpus_dir: Path, thresholds: DriftThresholds) -> dict:
-    """Validate the corpus' per-trace drift metrics; the verdict is saved beside the corpus, in the artifact."""
-    metrics = read_table(corpus_dir / "corpus.parquet").select(list(thresholds.columns)).to_pandas()
-    report = validate_style_drift(metrics, thresholds)
-    verdict = {"success": report.success, "n_rows": report.n_rows,
-               "outcomes": [dataclasses.asdict(o) for o in report.outcomes]}
-    (corpus_dir / DRIFT_REPORT).write_text(json.dumps(verdict, indent=2))
-    return verdict
+    return DriftThresholds.for_arm(c.drift, arm, markers=tessy.settings.lexicons is not None,
+                                   max_mean_teacher_token_share=c.max_mean_teacher_token_share.get(arm),
+                                   max_mean_teacher_marker_rate=c.max_mean_teacher_marker_rate.get(arm),
+                                   max_row_teacher_marker_rate=c.max_row_teacher_marker_rate.get(arm))
 
 
 def drift_check_result(verdict: dict) -> AssetCheckResult:
@@ -44,38 +31,34 @@ def drift_check_result(verdict: dict) -> AssetCheckResult:
                             metadata=metadata)
 
 
-@asset(group_name="corpus", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
-       partitions_def=arm_partitions, deps=["cooperative_traces", "student_model", "prompts", "benchmark"],
+@asset(group_name="corpus", kinds={"duckdb", "parquet", "pytorch"}, owners=OWNERS, code_version=CODE_VERSION,
+       partitions_def=arm_partitions,
+       deps=["cooperative_traces", "student_model", "boundary_model", "student_responses", "prompts", "benchmark"],
        check_specs=[AssetCheckSpec(DRIFT_CHECK, asset="sft_corpus", blocking=True,
-                                   description="Great Expectations suite over per-trace style-drift metrics")],
-       description="Filtered chat records (ended normally, within budget, answered, well-formed, decontaminated "
-                   "against every benchmark suite, deduplicated) with per-trace drift metrics; drops counted per "
-                   "reason and kept in dropped.parquet.")
-def sft_corpus(context: AssetExecutionContext, tessy: TessyConfig):
+                                   description="Great Expectations suite over per-trace style-drift metrics "
+                                               "(the student's NLL per span kind, similarity to its own "
+                                               "responses, style rates, teacher share), calibrated on the "
+                                               "student's own traces")],
+       description="Filtered chat records (ended normally, within budget, answered, well-formed, verified where "
+                   "the arm samples again, decontaminated against every benchmark suite, deduplicated) with "
+                   "per-trace drift metrics; drops counted per reason and kept in dropped.parquet (heavy step).")
+def sft_corpus(context: AssetExecutionContext, tessy: TessyConfig, launcher: StepLauncher):
     arm = context.partition_key
-    # the student's chat template decides how the assistant turn is written; the prompts' tests say which
-    # prompts ask for code; every benchmark problem is checked for contamination
+    # the student's chat template writes the assistant turn and the student scores every trace; the boundary
+    # model labels style and capability; the student's own responses calibrate the gate; the prompts' tests
+    # say which prompts ask for code; every benchmark problem is checked for contamination
     inputs = {"cooperative_traces": upstream(tessy, "cooperative_traces", arm),
-              "student_model": upstream(tessy, "student_model"),
-              "prompts": upstream(tessy, "prompts"), "benchmark": upstream(tessy, "benchmark")}
-    filters = tessy.settings.corpus.filters
-    budget = tessy.settings.cooperate.max_student_tokens
-    lexicons = tessy.settings.lexicons
-    thresholds = drift_thresholds(tessy, arm)
-
-    def build(out: Path) -> dict:
-        stats = build_sft_corpus(inputs["cooperative_traces"]["dir"] + "/traces.parquet", out / "corpus.parquet",
-                                 budget, student=inputs["student_model"]["dir"], lexicons=lexicons, filters=filters,
-                                 benchmark_path=inputs["benchmark"]["dir"] + "/problems.parquet",
-                                 prompts_path=inputs["prompts"]["dir"] + "/prompts.parquet")
-        verdict = run_drift_suite(out, thresholds)
-        return {**stats, "drift_suite_passed": int(verdict["success"])}
-
-    result = materialize_local(context, tessy, asset="sft_corpus", partition=arm, inputs=inputs,
-                               settings={"max_student_tokens": budget, "filters": filters.model_dump(),
-                                         "drift": dataclasses.asdict(thresholds),
-                                         "lexicons": lexicons.model_dump() if lexicons else None},
-                               code_version=CODE_VERSION, build=build)
+              **{name: upstream(tessy, name) for name in ("student_model", "boundary_model", "student_responses",
+                                                          "prompts", "benchmark")}}
+    s = tessy.settings
+    settings = {"max_student_tokens": s.cooperate.max_student_tokens, "filters": s.corpus.filters.model_dump(),
+                "verified": s.cooperate.verify_answers.get(arm, 1) > 1,
+                "thresholds": dataclasses.asdict(drift_thresholds(tessy, arm)),
+                "lexicons": s.lexicons.model_dump() if s.lexicons else None,
+                "context_tokens": s.boundary.context_tokens, "classifier_max_tokens": s.boundary.max_tokens,
+                "batch_size": s.corpus.drift.batch_size}
+    result = materialize_heavy(context, tessy, launcher, asset="sft_corpus", partition=arm, step="sft_corpus",
+                               inputs=inputs, settings=settings, code_version=CODE_VERSION)
     verdict = json.loads((tessy.dir("sft_corpus", arm) / DRIFT_REPORT).read_text())
     return MaterializeResult(metadata=result.metadata, data_version=result.data_version,
                              check_results=[drift_check_result(verdict)])

@@ -19,7 +19,7 @@ from pathlib import Path
 from .settings import REFERENCE_MODELS, load_settings
 from .storage import artifact_dir, tessy_home
 
-UNPARTITIONED = "prompts,benchmark,teacher_model,student_model,boundary_dataset,boundary_model"
+UNPARTITIONED = "prompts,benchmark,teacher_model,student_model,boundary_dataset,boundary_model,student_responses"
 ARM_ASSETS = "cooperative_traces,sft_corpus,student_checkpoint"
 # (column, suite, path into that suite's summary)
 COLUMNS = (("toy pass@1", "toy", ("pass@1",)), ("1-step", "toy", ("by_difficulty", "1-step", "pass@1")),

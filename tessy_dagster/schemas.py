@@ -80,10 +80,26 @@ SFT_CORPUS = pa.schema([
     ("prompt_id", pa.string()),
     ("messages", pa.list_(MESSAGE)),
     ("n_tokens_total", _i32),
-    ("teacher_token_share", pa.float64()),
-    ("teacher_marker_rate", pa.float64()),
-    ("student_marker_rate", pa.float64()),
+    ("thinking_passed", pa.bool_()),  # the thinking's final code passed the prompt's tests (null: none to run)
+    ("answer_passed", pa.bool_()),
 ])
+
+# Per-trace style-drift metrics of a corpus' records (corpus/drift_metrics.py), written beside the corpus;
+# the drift gate's Great Expectations suite runs over this table. NLL columns are the student's mean
+# per-token negative log-likelihood (nats) over a group of thinking tokens, `n_<group>_tokens` the group's
+# size; null where the group is empty or the model-based metrics were not computed.
+DRIFT_NLL_GROUPS = ("thinking", "student_spans", "teacher_spans", "style", "capability", "student_style",
+                    "student_capability", "teacher_style", "teacher_capability")
+DRIFT_METRICS = pa.schema(
+    [("prompt_id", pa.string())]
+    + [field for group in DRIFT_NLL_GROUPS for field in ((f"nll_{group}", pa.float64()), (f"n_{group}_tokens", _i32))]
+    + [("nll_answer", pa.float64()), ("n_answer_tokens", _i32),
+       ("similarity", pa.float64()),  # TF-IDF cosine to the student's own response to the prompt
+       ("style_rate", pa.float64()), ("style_rate_student", pa.float64()), ("style_rate_teacher", pa.float64()),
+       ("teacher_token_share", pa.float64()),
+       ("teacher_marker_rate", pa.float64()), ("student_marker_rate", pa.float64()),  # null without a lexicon
+       ("thinking_passed", pa.bool_()), ("answer_passed", pa.bool_())]
+)
 
 # The traces the corpus filters dropped, one row each, written beside the corpus (corpus/filters.py).
 DROPPED = pa.schema([

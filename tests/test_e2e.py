@@ -10,12 +10,13 @@ from dagster import DagsterInstance, materialize
 
 from resources import StepLauncher, TessyConfig
 from tessy_dagster.definitions import all_assets
-from tessy_dagster.settings import ARMS, REFERENCE_MODELS
+from tessy_dagster.settings import ARMS, REFERENCE_MODELS, load_settings
 
 SCORED_ARMS = REFERENCE_MODELS + ARMS
 ABLATIONS = ("teacher_think", "teacher_answer")  # the paper's ablation arms: traces and corpus only, for time
 
-UNPARTITIONED = ["prompts", "benchmark", "teacher_model", "student_model", "boundary_dataset", "boundary_model"]
+UNPARTITIONED = ["prompts", "benchmark", "teacher_model", "student_model", "boundary_dataset", "boundary_model",
+                 "student_responses"]
 ARM_ASSETS = ["cooperative_traces", "sft_corpus", "student_checkpoint"]
 
 
@@ -120,7 +121,10 @@ def test_a_rerun_reuses_unchanged_artifacts(graph):
 
 
 def test_a_drifting_corpus_is_stopped_before_training(graph, tmp_path):
-    """Teacher-written traces stand in for the tessy arm's: the blocking check fails, training never runs."""
+    """Teacher-written traces (real-format traces, as teacher_only writes them) stand in for the tessy arm's.
+    With the lexicon and teacher-share gates off, the model-based gate alone (the student's NLL of style
+    tokens, similarity to its own responses, the teacher's style rate, calibrated on the student's own
+    traces) fails the blocking check, and training never runs."""
     home, _, _ = graph
     drift_home = tmp_path / "home"
     shutil.copytree(home, drift_home, ignore=shutil.ignore_patterns("student_checkpoint", "benchmark_scores"))
@@ -133,16 +137,20 @@ def test_a_drifting_corpus_is_stopped_before_training(graph, tmp_path):
     manifest = json.loads(manifest_path.read_text())
     manifest["digest"] = digest_dir(manifest_path.parent)
     manifest_path.write_text(json.dumps(manifest))
-    overrides = tmp_path / "strict.json"  # the toy profile's drift gates
-    overrides.write_text(json.dumps({"corpus": {"max_mean_teacher_token_share": {"tessy": 0.95},
-                                                "max_mean_teacher_marker_rate": {"tessy": 1.0},
-                                                "max_row_teacher_marker_rate": {"tessy": 5.0}}}))
+    overrides = tmp_path / "model_based.json"  # the toy profile's model-based gates; no lexicon, no share gate
+    toy_drift = load_settings("toy").corpus.drift.model_dump()
+    overrides.write_text(json.dumps({"corpus": {"drift": toy_drift,
+                                                "max_mean_teacher_token_share": {"tessy": None},
+                                                "max_mean_teacher_marker_rate": {"tessy": None},
+                                                "max_row_teacher_marker_rate": {"tessy": None}}}))
     result = materialize(all_assets, selection=["sft_corpus", "student_checkpoint"], partition_key="tessy",
                          resources=_resources(drift_home, overrides), instance=DagsterInstance.ephemeral(),
                          raise_on_error=False)
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
-    assert "mean_teacher_token_share" in evaluation.metadata["failed_expectations"].value
+    failed = set(evaluation.metadata["failed_expectations"].value.split(", "))
+    model_based = {"mean_style_nll_excess", "row_style_nll_outliers", "mean_similarity_ratio", "mean_teacher_style_rate"}
+    assert failed and failed <= model_based, failed
     assert result.asset_materializations_for_node("student_checkpoint") == []
     assert not (drift_home / "student_checkpoint" / "tessy").exists()
     # a later run that targets training alone is refused by the training asset's own guard
@@ -151,8 +159,10 @@ def test_a_drifting_corpus_is_stopped_before_training(graph, tmp_path):
                         raise_on_error=False)
     assert not again.success
     assert not (drift_home / "student_checkpoint" / "tessy").exists()
-    rows = pq.read_table(drift_home / "sft_corpus" / "tessy" / "corpus.parquet").to_pylist()
-    assert rows and all(r["teacher_token_share"] == 1.0 for r in rows)
+    report = json.loads((drift_home / "sft_corpus" / "tessy" / "drift_report.json").read_text())
+    assert report["calibration"]["columns"]["nll_style"]["mean"] is not None  # stored beside the verdict
+    rows = pq.read_table(drift_home / "sft_corpus" / "tessy" / "drift_metrics.parquet").to_pylist()
+    assert rows and all(r["teacher_token_share"] == 1.0 and r["nll_teacher_spans"] is not None for r in rows)
 
 
 def test_the_llm_annotator_runs_end_to_end_and_a_failing_dataset_blocks_training(graph, tmp_path):

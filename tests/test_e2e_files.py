@@ -23,7 +23,8 @@ from tessy_dagster.toyworld.world import prompt_rows
 sys.path.insert(0, str(Path(__file__).parent / "evaluate"))
 from lcb_fixtures import write_lcb_problems  # noqa: E402
 
-INPUTS = ["teacher_model", "student_model", "prompts", "benchmark", "boundary_dataset", "boundary_model"]
+INPUTS = ["teacher_model", "student_model", "prompts", "benchmark", "boundary_dataset", "boundary_model",
+          "student_responses"]
 ARM_ASSETS = ["cooperative_traces", "sft_corpus", "student_checkpoint"]
 SCORED = ("teacher", "base", "tessy")
 SAMPLES = 2

@@ -6,18 +6,26 @@ Every trace is either kept or dropped for exactly one reason, the first that mat
    `ended_<how>` (the thinking did not end normally: length budget, repetition loop, empty reply, max rounds),
    `over_budget` (more tokens than the budget), `answer_<finish>` (the answer was cut), `empty_answer`;
 2. structure (`filters.structure`): `extra_thinking_section`, `no_code_block`;
-3. (reserved) execution-verified answers: a boolean column on the traces (e.g. `passed`), dropped as
-   `not_verified`, goes here, before decontamination and dedup, so that a duplicate group keeps a verified row;
+3. execution-verified answers (`verified`, on for the arms `cooperate.verify_answers` samples again):
+   `not_verified`, a trace whose answer failed its prompt's tests in the sandbox (`answer_passed` false; a
+   prompt without tests has nothing to verify and stays), before decontamination and dedup, so that a
+   duplicate group keeps a verified row;
 4. decontamination (`filters.decontamination`): `contaminated_<suite>`, per benchmark suite;
 5. exact and near duplicates (`filters.dedup`): `duplicate_exact`, `near_duplicate`, last so that a duplicate
    group keeps a row no earlier filter drops.
 The drops are written to `dropped.parquet` beside the corpus (prompt_id, reason, detail); the stats count
 `traces`, `records` and `dropped_<reason>`. The rules and their defaults are in `quality.py`.
+
+The kept records' per-trace drift metrics go to `drift_metrics.parquet` (schemas.DRIFT_METRICS): the teacher
+token share, the lexicon marker rates where a lexicon is given, the traces' correctness verdicts, and the
+model-based metrics that `drift` (a function of the kept trace rows, `drift_metrics.compute_drift_metrics`
+with its models loaded) returns.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 
@@ -46,13 +54,15 @@ CASE
   WHEN answer_finish_reason <> 'stop' THEN 'answer_finish_reason: ' || answer_finish_reason
   WHEN length(trim(answer)) = 0 THEN 'the answer is blank'
 END"""
-_COLUMNS = "prompt_id, prompt, thinking, answer, n_tokens_total, n_tokens_teacher"
+_COLUMNS = "prompt_id, prompt, thinking, answer, spans, n_tokens_total, n_tokens_teacher, thinking_passed, answer_passed"
+DRIFT_FILE = "drift_metrics.parquet"
 
 
 def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_tokens: int, *,
                      student: ThinkingFormat | str | Path, lexicons: StyleLexicons | None = None,
                      filters: CorpusFilters = CorpusFilters(), benchmark_path: str | Path | None = None,
-                     prompts_path: str | Path | None = None) -> dict:
+                     prompts_path: str | Path | None = None, verified: bool = False,
+                     drift: Callable[[list[dict]], list[dict]] | None = None) -> dict:
     """Filter the traces (see the module's docstring) and write chat records whose assistant turn is in the
     student's own format (`student`: its thinking format, or its model folder to read it from the chat
     template) to `out_path`, and the dropped traces to `dropped.parquet` beside it. The lexicon marker rates are
@@ -60,6 +70,8 @@ def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_
 
     `benchmark_path`: the benchmark table (schemas.BENCHMARK_PROBLEMS), needed while decontamination is on.
     `prompts_path`: the prompts table; each prompt's `tests` say whether it asks for code (else a keyword rule).
+    `verified`: keep only traces whose answer passed its prompt's tests (where it has tests).
+    `drift`: the model-based drift metrics of the kept trace rows (one dict per row, in order), or None.
 
     Returns the counts (traces, records, dropped per reason) and the corpus' mean drift metrics."""
     import duckdb
@@ -78,17 +90,21 @@ def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_
         f"ORDER BY prompt_id", params).fetchall()
     dropped: dict[int, tuple[str, str]] = {}  # row (position in prompt_id order) -> (reason, detail)
     rows = []
-    for position, (prompt_id, prompt, thinking, answer, total, teacher, reason, detail) in enumerate(traces):
+    names = [c.strip() for c in _COLUMNS.split(",")]
+    for position, (*values, reason, detail) in enumerate(traces):
         if reason is not None:
             dropped[position] = (reason, detail)
         else:
-            rows.append({"row": position, "prompt_id": prompt_id, "prompt": prompt, "thinking": thinking,
-                         "answer": answer, "n_tokens_total": total, "n_tokens_teacher": teacher})
-    for stage in (_structure, _decontamination, _dedup):
-        rows = _apply(stage(rows, filters=filters, tests=tests, index=index), rows, dropped)
+            rows.append({"row": position, **dict(zip(names, values))})
+    for stage in (_structure, _verified, _decontamination, _dedup):
+        rows = _apply(stage(rows, filters=filters, tests=tests, index=index, verified=verified), rows, dropped)
 
-    records = [_record(row, fmt, lexicons) for row in rows]
+    records = [_record(row, fmt) for row in rows]
     write_table(pa.Table.from_pylist(records, schema=schemas.SFT_CORPUS), out_path, schemas.SFT_CORPUS)
+    model_metrics = drift(rows) if drift is not None else [{} for _ in rows]
+    metrics = [_drift_row(row, extra, lexicons) for row, extra in zip(rows, model_metrics)]
+    metrics_path = Path(out_path).parent / DRIFT_FILE
+    write_table(pa.Table.from_pylist(metrics, schema=schemas.DRIFT_METRICS), metrics_path, schemas.DRIFT_METRICS)
     dropped_rows = [{"prompt_id": traces[position][0], "reason": reason, "detail": detail}
                     for position, (reason, detail) in sorted(dropped.items())]
     write_table(pa.Table.from_pylist(dropped_rows, schema=schemas.DROPPED), Path(out_path).parent / DROPPED_FILE,
@@ -101,25 +117,36 @@ def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_
              **{f"dropped_{k}": v for k, v in sorted(counts.items())}}
     stats.update({f"filter_{name}_on": int(getattr(filters, name).enabled)
                   for name in ("structure", "decontamination", "dedup")})
-    for column in ("teacher_token_share", "teacher_marker_rate", "student_marker_rate", "n_tokens_total"):
-        mean = con.execute(f"SELECT avg({column}) FROM read_parquet($p)", {"p": str(out_path)}).fetchone()[0]
-        if mean is not None:  # an empty corpus, or marker rates without a lexicon
-            stats[f"mean_{column}"] = float(mean)
-    return stats
+    stats["filter_verified_on"] = int(verified)
+    stats["mean_n_tokens_total"] = (sum(r["n_tokens_total"] for r in rows) / len(rows)) if rows else None
+    # the means a person charts per arm: every drift metric and the pass rates (over records with tests)
+    for column in [c for c in schemas.DRIFT_METRICS.names if c != "prompt_id" and not c.startswith("n_")]:
+        mean = con.execute(f"SELECT avg(CAST({column} AS DOUBLE)) FROM read_parquet($p)",
+                           {"p": str(metrics_path)}).fetchone()[0]
+        stats[f"mean_{column}"] = mean
+    return {k: float(v) if isinstance(v, float) else v for k, v in stats.items() if v is not None}
 
 
-def _record(row: dict, fmt: ThinkingFormat, lexicons: StyleLexicons | None) -> dict:
-    """One corpus row (schemas.SFT_CORPUS) from a kept trace: the chat messages and per-trace metrics."""
-    teacher_rate, student_rate = marker_rates(row["thinking"], lexicons) if lexicons else (None, None)
-    total = row["n_tokens_total"]
+def _record(row: dict, fmt: ThinkingFormat) -> dict:
+    """One corpus row (schemas.SFT_CORPUS) from a kept trace: the chat messages and the trace's verdicts."""
     return {
         "prompt_id": row["prompt_id"],
         "messages": [{"role": "user", "content": row["prompt"]},
                      {"role": "assistant", "content": fmt.assistant_content(row["thinking"], row["answer"])}],
-        "n_tokens_total": total,
-        "teacher_token_share": row["n_tokens_teacher"] / total if total else 0.0,
-        "teacher_marker_rate": teacher_rate, "student_marker_rate": student_rate,
+        "n_tokens_total": row["n_tokens_total"],
+        "thinking_passed": row["thinking_passed"], "answer_passed": row["answer_passed"],
     }
+
+
+def _drift_row(row: dict, model_metrics: dict, lexicons: StyleLexicons | None) -> dict:
+    """One row of drift_metrics.parquet: the model-based metrics (none when they were not computed), the
+    teacher token share, the lexicon marker rates where a lexicon is given, and the trace's verdicts."""
+    teacher_rate, student_rate = marker_rates(row["thinking"], lexicons) if lexicons else (None, None)
+    total = row["n_tokens_total"]
+    return {**model_metrics, "prompt_id": row["prompt_id"],
+            "teacher_token_share": row["n_tokens_teacher"] / total if total else 0.0,
+            "teacher_marker_rate": teacher_rate, "student_marker_rate": student_rate,
+            "thinking_passed": row["thinking_passed"], "answer_passed": row["answer_passed"]}
 
 
 def _apply(drops: dict[int, tuple[str, str]], rows: list[dict], dropped: dict) -> list[dict]:
@@ -141,6 +168,13 @@ def _structure(rows, *, filters: CorpusFilters, tests: dict[str, str], **_) -> d
         if problem:
             drops[row["row"]] = problem
     return drops
+
+
+def _verified(rows, *, verified: bool, **_) -> dict[int, tuple[str, str]]:
+    if not verified:
+        return {}
+    return {r["row"]: ("not_verified", "the answer failed the prompt's tests in the sandbox")
+            for r in rows if r["answer_passed"] is False}
 
 
 def _decontamination(rows, *, filters: CorpusFilters, index: quality.BenchmarkIndex | None,

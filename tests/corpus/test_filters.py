@@ -63,7 +63,7 @@ def test_drift_metrics_per_trace(traces_path, tmp_path):
     lexicons = StyleLexicons(teacher=("Hmm, wait.", "Let me think."), student=("Now then,",))
     build_sft_corpus(traces_path, tmp_path / "corpus.parquet", max_student_tokens=100, student=THINK,
                      lexicons=lexicons, filters=NO_BENCHMARK)
-    table = pa.parquet.read_table(tmp_path / "corpus.parquet").to_pylist()
+    table = pa.parquet.read_table(tmp_path / "drift_metrics.parquet").to_pylist()
     by_id = {r["prompt_id"]: r for r in table}
     assert by_id["a"]["teacher_marker_rate"] == 0 and by_id["a"]["student_marker_rate"] > 0
     assert by_id["b"]["teacher_marker_rate"] == pytest.approx(100 * 2 / 12)  # 2 markers in 12 words
@@ -72,7 +72,7 @@ def test_drift_metrics_per_trace(traces_path, tmp_path):
 def test_without_a_lexicon_the_marker_rates_are_null(traces_path, tmp_path):
     build_sft_corpus(traces_path, tmp_path / "corpus.parquet", max_student_tokens=100, student=THINK,
                      filters=NO_BENCHMARK)
-    rows = pa.parquet.read_table(tmp_path / "corpus.parquet").to_pylist()
+    rows = pa.parquet.read_table(tmp_path / "drift_metrics.parquet").to_pylist()
     assert rows and all(r["teacher_marker_rate"] is None and r["student_marker_rate"] is None for r in rows)
 
 
