@@ -42,13 +42,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
 from ..chat_format import FAMILY_DEFAULTS, HARMONY_ENDS
+from .correctness import tests_kind
 
 _WORD = re.compile(r"\w+|[-+*/%<>=&|^~]+")
 
@@ -66,10 +66,6 @@ SECTION_MARKERS = tuple(dict.fromkeys((
     FAMILY_DEFAULTS["think"]["think_start"], FAMILY_DEFAULTS["think"]["think_end"],
     "<|channel|>", "<|message|>", "<|start|>", *HARMONY_ENDS)))
 
-# The keys of a tests JSON whose judge runs code (toy: function_name; humaneval: entry_point; livecodebench:
-# mode / fn_name); final_answer's `answer` runs none.
-CODE_TEST_KEYS = frozenset({"function_name", "entry_point", "mode", "fn_name"})
-ANSWER_TEST_KEYS = frozenset({"answer"})
 # Fallback for a prompt without tests: a request verb, then a code noun in the same sentence, or a fenced block.
 _CODE_REQUEST = re.compile(
     r"\b(write|implement|complete|define|code|fix)\b[^.?!\n]{0,80}?\b(python|function|program|code|script|class|"
@@ -81,18 +77,11 @@ CodeBlockRule = Literal["off", "fenced", "fenced_or_bare"]
 
 
 def asks_for_code(prompt: str, tests: str | None = None) -> bool:
-    """Does the prompt ask for code? Its tests decide where they are of a known kind (a code judge's keys: yes;
+    """Does the prompt ask for code? Its tests decide where they are of a known kind (a code judge's: yes;
     final_answer's: no); without tests (or of an unknown kind), the keyword rule on the prompt does."""
-    if tests and tests.strip():
-        try:
-            spec = json.loads(tests)
-        except ValueError:
-            spec = None
-        if isinstance(spec, dict):
-            if CODE_TEST_KEYS & spec.keys():
-                return True
-            if ANSWER_TEST_KEYS & spec.keys():
-                return False
+    kind = tests_kind(tests)
+    if kind is not None:
+        return kind != "final_answer"
     return bool(_CODE_REQUEST.search(prompt))
 
 
