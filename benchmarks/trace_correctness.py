@@ -7,7 +7,7 @@ settings (sampling temperature 0.7, top_p 0.8, top_k 20; `torch.manual_seed(coop
 arm). Each trace is judged against its prompt's hidden tests twice: the thinking's final code line
 (`Code: return <expr>`, run as `def f(x):\n    return <expr>`) and the answer. Per arm and step count the
 report gives both pass rates, and the span statistics that explain a failure: teacher token share,
-switches per trace, the share of capability lines (a line's text outside its style markers) written by
+switches per trace, the share of thinkings without a code line, the share of capability lines (a line's text outside its style markers) written by
 more than one author, the share of the capability characters the student wrote and of the style
 characters the teacher wrote, the student's mean span in words, how often the answer's expression is the
 thinking's own final expression, and the stop reasons. A few failing tessy traces are kept with their
@@ -153,6 +153,8 @@ def summarize(rows: list[dict]) -> dict:
         "answer_correct": round(sum(r["answer_passed"] is True for r in rows) / n, 4),
         "unjudged": sum(r["thinking_passed"] is None or r["answer_passed"] is None for r in rows),
         "answer_is_thinking_code": round(sum(follows) / n, 4),
+        # the thinking ended before writing its code line (either model may end it)
+        "thinking_without_code_line": round(sum(not thinking_code(r["thinking"]) for r in rows) / n, 4),
         "teacher_token_share": round(sum(r["n_tokens_teacher"] for r in rows) / total, 4) if total else 0.0,
         "mean_switches": round(sum(r["n_switches"] for r in rows) / n, 2),
         "mixed_capability_line_share": round(sum(s["mixed_capability_lines"] for s in stats) / lines, 4) if lines else 0.0,
