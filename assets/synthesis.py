@@ -9,7 +9,7 @@ from tessy_dagster.cooperate.engine import ARM_PLAN
 from .common import OWNERS, materialize_heavy, upstream
 from .partitions import arm_partitions
 
-CODE_VERSION = "5"
+CODE_VERSION = "6"
 
 
 @asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,

@@ -64,6 +64,19 @@ def scores_table(home: Path, scored: tuple[str, ...]) -> tuple[str, dict]:
     return header + "\n" + "\n".join(rows), data
 
 
+def arm_metrics(home: Path, arms: tuple[str, ...]) -> dict:
+    """Per arm, the metrics each arm-stage artifact recorded: the traces' correctness and shares, the corpus'
+    filter counts and drift means, the fine-tuning's figures."""
+    out = {}
+    for arm in arms:
+        out[arm] = {}
+        for asset in ("cooperative_traces", "sft_corpus", "student_checkpoint"):
+            path = artifact_dir(home, asset, arm) / "manifest.json"
+            if path.exists():
+                out[arm][asset] = json.loads(path.read_text())["metrics"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", default=None, help="write the wall time and scores as JSON here")
@@ -89,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps({"wall_seconds": round(wall, 1), "status": status, "scores": data},
-                                                indent=2))
+        Path(args.report).write_text(json.dumps({"wall_seconds": round(wall, 1), "status": status, "scores": data,
+                                                 "arms": arm_metrics(home, arms)}, indent=2))
     return 0 if all(status.values()) else 1
 
 
