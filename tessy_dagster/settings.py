@@ -200,7 +200,7 @@ class DriftSettings(_Strict):
     construction): only the structural expectations apply to them; tessy and teacher_answer are gated."""
     # mean style-token NLL under the student at most the student's own mean + this (nats per token)
     max_style_nll_excess: dict[str, float | None] = {"tessy": 0.5, "teacher_answer": 0.5}
-    # at most this share of traces with a style NLL above the student's own 95th percentile (own: 0.05)
+    # at most this share of traces with a style NLL above the student's own 95th percentile + the excess above
     max_style_nll_outlier_share: dict[str, float | None] = {"tessy": 0.25, "teacher_answer": 0.25}
     # mean TF-IDF cosine to the student's own response at least this times the student's self-similarity
     min_similarity_ratio: dict[str, float | None] = {"tessy": 0.9, "teacher_answer": 0.9}

@@ -16,7 +16,8 @@ expectation checked is reported with its outcome. The expectations (a `None` thr
   mean plus `max_style_nll_excess` nats. Style tokens carry no capability, so a corpus whose style tokens
   the student finds much less likely than its own is teaching it someone else's voice: TESSY's failure mode;
 - `row_style_nll_outliers`: at most `max_style_nll_outlier_share` of the traces have a style NLL above the
-  student's own 95th percentile (the student's own traces have 5% there by construction);
+  student's own 95th percentile plus `max_style_nll_excess` (a few teacher-styled traces hidden in a corpus
+  whose mean still passes);
 - `mean_similarity_ratio`: the mean TF-IDF cosine to the student's own response is at least
   `min_similarity_ratio` times the student's self-similarity (two of its own samples for a prompt);
 - `mean_teacher_style_rate`: the mean share of teacher-written tokens that B_T labels style is at most
@@ -161,7 +162,10 @@ def _plan(thresholds: DriftThresholds, calibration: dict | None) -> list[Planned
             planned.append(expect("mean_style_nll_excess", "ExpectColumnMeanToBeBetween", limit, column=NLL_STYLE,
                                   max_value=limit))
         if t.max_style_nll_outlier_share is not None:
-            limit = _calibrated(calibration, NLL_STYLE, "q95", "max_style_nll_outlier_share")
+            # the student's own 95th percentile, plus the same tolerance as the mean's: robust to a small
+            # calibration sample, whose 95th percentile is close to its maximum
+            limit = _calibrated(calibration, NLL_STYLE, "q95", "max_style_nll_outlier_share") + \
+                (t.max_style_nll_excess or 0.0)
             planned.append(expect("row_style_nll_outliers", "ExpectColumnValuesToBeBetween", limit, column=NLL_STYLE,
                                   max_value=limit, mostly=max(0.0, 1.0 - t.max_style_nll_outlier_share)))
         if t.min_similarity_ratio is not None:
