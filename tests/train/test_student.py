@@ -13,8 +13,9 @@ from tessy_dagster.settings import ModelShape, SftSettings
 from tessy_dagster.toyworld.models import causal_lm_config
 from tessy_dagster.toyworld.tokenizers import train_tokenizer
 from tessy_dagster.train.sft import encode_chat, encode_chats
+from tessy_dagster.train.launch import launch_command
 from tessy_dagster.train.student import (
-    choose_epoch, finetune_student, launch_command, runtime_choices, sft_config, sft_dataset, split_records,
+    choose_epoch, finetune_student, runtime_choices, sft_config, sft_dataset, split_records,
 )
 
 RECORDS = [(f"Write f(x) that adds {k} then multiplies by {m}.",
@@ -221,7 +222,7 @@ def test_fsdp_is_refused_on_cpu_and_torchrun_is_the_cpu_launcher(tmp_path):
         launch_command(SftSettings(num_processes=2), tmp_path / "p.json")
     command = launch_command(SftSettings(num_processes=2, launcher="torchrun"), tmp_path / "p.json")
     assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"] and "--nproc_per_node=2" in command
-    assert command[-4:] == ["-m", "tessy_dagster.train.student", "--params", f"@{tmp_path / 'p.json'}"]
+    assert command[-4:] == ["-m", "tessy_dagster.train.launch", "--params", f"@{tmp_path / 'p.json'}"]
 
 
 def test_two_cpu_processes_train_through_torchrun(world, tmp_path):
