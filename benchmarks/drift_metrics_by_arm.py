@@ -76,6 +76,17 @@ def main() -> None:
     write_table(pa.Table.from_pylist(prompts, schema=schemas.PROMPTS), prompts_path, schemas.PROMPTS)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
 
+    def head() -> dict:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "tessy_dagster/cooperate", "tessy_dagster/boundary"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return {"commit": commit, "engine_uncommitted_changes": dirty.splitlines()}
+
+    # The traces are the engine's as it was when they were generated (a rerun reuses them): record that.
+    generated = work / "generated_with.json"
+    if not generated.exists():
+        generated.write_text(json.dumps({**head(), "boundary_model": str(dirs["boundary_model"]),
+                                         "at": time.strftime("%Y-%m-%d %H:%M:%S")}))
     timings, traces = {}, {}
     for name in ARMS + tuple(SAMPLES):
         out = work / name
@@ -136,13 +147,10 @@ def main() -> None:
               f"share={summary['mean_teacher_token_share']:.3f} passed={report.success} "
               f"failed={[o.name for o in report.failed()]}", file=sys.stderr)
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "tessy_dagster/cooperate"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
     payload = {
         "profile": "toy", "home": str(home), "prompts": len(prompts),
         "prompts_by_difficulty": {d: sum(p["difficulty"] == d for p in prompts) for d in sorted({p["difficulty"] for p in prompts})},
-        "commit": commit, "engine_uncommitted_changes": dirty.splitlines(),
+        "traces_generated_with": json.loads(generated.read_text()), "metrics_computed_with": head(),
         "torch_threads": args.threads, "batch_size": args.batch_size,
         "drift_settings": drift.model_dump(), "calibration": calibration, "timings": timings, "arms": results,
     }
