@@ -14,14 +14,16 @@ from resources import StepLauncher, TessyConfig
 
 all_assets = load_assets_from_modules([inputs, boundary, synthesis, corpus, training, evaluation])
 
-inputs_and_boundary = AssetSelection.groups("inputs", "boundary")
+# the student's own responses depend on the inputs only, and every arm's corpus needs them
+inputs_and_boundary = AssetSelection.groups("inputs", "boundary") | AssetSelection.assets("student_responses")
 arm_assets = AssetSelection.assets("cooperative_traces", "sft_corpus", "student_checkpoint")
 
 defs = Definitions(
     assets=all_assets,
     jobs=[
         define_asset_job("build_inputs_and_boundary", selection=inputs_and_boundary,
-                         description="Inputs (toy world or a team's files), boundary dataset and boundary model."),
+                         description="Inputs (toy world or a team's files), boundary dataset and boundary model, the "
+                                     "student's own responses."),
         define_asset_job("synthesize_and_train", selection=arm_assets, partitions_def=arm_partitions,
                          description="One arm: traces, corpus (drift-checked), fine-tuned student."),
         define_asset_job("score", selection=AssetSelection.assets("benchmark_scores"),

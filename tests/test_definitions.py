@@ -8,7 +8,7 @@ def test_every_asset_is_documented_grouped_owned_and_versioned():
     specs = [spec for a in all_assets for spec in a.specs]
     assert {s.key.to_user_string() for s in specs} == {
         "prompts", "benchmark", "teacher_model", "student_model", "boundary_dataset", "boundary_model",
-        "cooperative_traces", "sft_corpus", "student_checkpoint", "benchmark_scores"}
+        "cooperative_traces", "student_responses", "sft_corpus", "student_checkpoint", "benchmark_scores"}
     for spec in specs:
         assert spec.group_name and spec.owners and spec.code_version and spec.description and spec.kinds
 
@@ -30,6 +30,13 @@ def test_lineage_runs_from_models_and_prompts_to_scores():
     upstream = {k.to_user_string() for k in graph.get(
         next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "benchmark_scores")).parent_keys}
     assert upstream == {"benchmark", "teacher_model", "student_model", "student_checkpoint"}
+
+
+def test_the_corpus_is_built_from_the_traces_the_models_and_the_students_own_responses():
+    graph = defs.resolve_asset_graph()
+    corpus = next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "sft_corpus")
+    assert {k.to_user_string() for k in graph.get(corpus).parent_keys} == {
+        "cooperative_traces", "student_model", "boundary_model", "student_responses", "prompts", "benchmark"}
 
 
 def test_loading_the_code_location_does_not_import_torch():
