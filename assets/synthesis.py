@@ -30,7 +30,7 @@ def cooperative_traces(context: AssetExecutionContext, tessy: TessyConfig, launc
                              code_version=CODE_VERSION, arm=arm, context_tokens=s.boundary.context_tokens)
 
 
-STUDENT_RESPONSES_VERSION = "1"
+STUDENT_RESPONSES_VERSION = "2"
 
 
 @asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=STUDENT_RESPONSES_VERSION,
@@ -42,5 +42,15 @@ def student_responses(context: AssetExecutionContext, tessy: TessyConfig, launch
     # write_traces loads both models, so the teacher folder is an input too (the student alone writes)
     inputs = {name: upstream(tessy, name) for name in ("prompts", "teacher_model", "student_model")}
     return materialize_heavy(context, tessy, launcher, asset="student_responses", partition=None,
-                             step="student_responses", inputs=inputs, settings=tessy.settings.cooperate.model_dump(),
+                             step="student_responses", inputs=inputs, settings=student_sampling(tessy),
                              code_version=STUDENT_RESPONSES_VERSION)
+
+
+# What the student's own sampling does not depend on: the arms, cooperation's chunk sizes and round limit, and
+# verification (the student's own responses are drawn once per prompt, never again), so changing them keeps
+# the artifact and every corpus calibrated on it.
+NOT_STUDENT_SAMPLING = {"arms", "student_chunk_tokens", "teacher_chunk_tokens", "max_rounds", "verify_answers"}
+
+
+def student_sampling(tessy: TessyConfig) -> dict:
+    return tessy.settings.cooperate.model_dump(exclude=NOT_STUDENT_SAMPLING)
