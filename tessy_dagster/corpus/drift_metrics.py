@@ -176,6 +176,7 @@ def student_nll(student_dir, rows: Sequence[dict], kinds: Sequence[list[int]], *
     does, and takes that character's author and kind."""
     import torch
 
+    from ..boundary.model import _padded
     from ..cooperate.generation import LocalTokenizer
 
     local = local or LocalTokenizer(student_dir)
@@ -196,12 +197,7 @@ def student_nll(student_dir, rows: Sequence[dict], kinds: Sequence[list[int]], *
     with torch.no_grad():
         for b in range(n_batches):
             part = order[b * batch_size:(b + 1) * batch_size]
-            width = max(1, max(len(ids_all[i]) for i in part))
-            ids = torch.full((len(part), width), pad, dtype=torch.long)
-            attention = torch.zeros((len(part), width), dtype=torch.long)
-            for j, i in enumerate(part):
-                ids[j, :len(ids_all[i])] = torch.tensor(ids_all[i], dtype=torch.long)
-                attention[j, :len(ids_all[i])] = 1
+            ids, attention, _ = _padded([ids_all[i] for i in part], pad)
             logits = model(input_ids=ids, attention_mask=attention).logits.float()
             nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
             for j, i in enumerate(part):

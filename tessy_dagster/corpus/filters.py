@@ -34,6 +34,7 @@ from ..chat_format import ThinkingFormat, load_thinking_format
 from ..settings import CorpusFilters, StyleLexicons
 from ..storage import read_table, write_table
 from . import quality
+from .drift_metrics import teacher_token_share
 from .style import marker_rates
 
 DROPPED_FILE = "dropped.parquet"
@@ -142,9 +143,7 @@ def _drift_row(row: dict, model_metrics: dict, lexicons: StyleLexicons | None) -
     """One row of drift_metrics.parquet: the model-based metrics (none when they were not computed), the
     teacher token share, the lexicon marker rates where a lexicon is given, and the trace's verdicts."""
     teacher_rate, student_rate = marker_rates(row["thinking"], lexicons) if lexicons else (None, None)
-    total = row["n_tokens_total"]
-    return {**model_metrics, "prompt_id": row["prompt_id"],
-            "teacher_token_share": row["n_tokens_teacher"] / total if total else 0.0,
+    return {**model_metrics, "prompt_id": row["prompt_id"], "teacher_token_share": teacher_token_share(row),
             "teacher_marker_rate": teacher_rate, "student_marker_rate": student_rate,
             "thinking_passed": row["thinking_passed"], "answer_passed": row["answer_passed"]}
 
