@@ -66,8 +66,9 @@ def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_
                      drift: Callable[[list[dict]], list[dict]] | None = None) -> dict:
     """Filter the traces (see the module's docstring) and write chat records whose assistant turn is in the
     student's own format (`student`: its thinking format, or its model folder to read it from the chat
-    template) to `out_path`, and the dropped traces to `dropped.parquet` beside it. The lexicon marker rates are
-    written where `lexicons` are given, else left null.
+    template) to `out_path`, the dropped traces to `dropped.parquet` and the kept ones' drift metrics to
+    `drift_metrics.parquet` beside it. The lexicon marker rates are written where `lexicons` are given, else
+    left null.
 
     `benchmark_path`: the benchmark table (schemas.BENCHMARK_PROBLEMS), needed while decontamination is on.
     `prompts_path`: the prompts table; each prompt's `tests` say whether it asks for code (else a keyword rule).
@@ -121,10 +122,10 @@ def build_sft_corpus(traces_path: str | Path, out_path: str | Path, max_student_
     stats["filter_verified_on"] = int(verified)
     stats["mean_n_tokens_total"] = (sum(r["n_tokens_total"] for r in rows) / len(rows)) if rows else None
     # the means a person charts per arm: every drift metric and the pass rates (over records with tests)
-    for column in [c for c in schemas.DRIFT_METRICS.names if c != "prompt_id" and not c.startswith("n_")]:
-        mean = con.execute(f"SELECT avg(CAST({column} AS DOUBLE)) FROM read_parquet($p)",
-                           {"p": str(metrics_path)}).fetchone()[0]
-        stats[f"mean_{column}"] = mean
+    columns = [c for c in schemas.DRIFT_METRICS.names if c != "prompt_id" and not c.startswith("n_")]
+    means = con.execute("SELECT " + ", ".join(f"avg(CAST({c} AS DOUBLE))" for c in columns) +
+                        " FROM read_parquet($p)", {"p": str(metrics_path)}).fetchone()
+    stats.update({f"mean_{c}": mean for c, mean in zip(columns, means)})
     return {k: float(v) if isinstance(v, float) else v for k, v in stats.items() if v is not None}
 
 
