@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# tessy-dagster: the orchestrator and user-code image (Dagster code server, run pods). CPU only.
+# Build from the repository root (the build context):
+#   docker build -f kubernetes/images/cpu.Dockerfile -t tessy-dagster:0.1.0 .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# The CPU wheel of the pinned torch first: an unpinned or default torch pulls several GB of CUDA
+# packages that this image never uses. `pip install .` then finds torch==2.13.0 already satisfied.
+RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+
+WORKDIR /opt/tessy
+COPY pyproject.toml workspace.yaml ./
+COPY tessy_dagster ./tessy_dagster
+COPY assets ./assets
+COPY resources ./resources
+# Exactly the package's pinned dependencies from pyproject.toml. The wheel holds only .py files
+# (pyproject.toml declares no package data), so the package's other files, e.g.
+# tessy_dagster/train/accelerate_fsdp.yaml, are copied into the installed package after it.
+RUN pip install . \
+ && dest="$(python -c 'import os, tessy_dagster; print(os.path.dirname(tessy_dagster.__file__))')" \
+ && cd tessy_dagster \
+ && find . -type f ! -name '*.py' ! -path '*/__pycache__/*' -exec cp --parents {} "$dest" \; \
+ && python -c "import tessy_dagster.definitions"
+
+ENV TESSY_HOME=/tessy \
+    TESSY_SETTINGS=/etc/tessy/settings.json \
+    DAGSTER_HOME=/opt/dagster/dagster_home
+RUN mkdir -p /tessy /etc/tessy /opt/dagster/dagster_home
+
+# The Helm chart sets the command (dagster code-server start ... / dagster api execute_run ...).
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "3030", "-m", "tessy_dagster.definitions"]
