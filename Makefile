@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PG_INITDB := /usr/lib/postgresql/15/bin/initdb
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export TESSY_HOME ?= $(CURDIR)/.tessy
 export DAGSTER_HOME ?= $(CURDIR)/.tessy/dagster_home
 export TESSY_PROFILE ?= toy
@@ -28,8 +30,13 @@ $(DAGSTER_HOME):
 demo: $(STAMP) | $(DAGSTER_HOME)
 	$(BIN)/python -m tessy_dagster.demo --report $(TESSY_HOME)/demo_report.json
 
-test: $(STAMP)
+test: $(STAMP) $(PG_INITDB)
 	$(BIN)/python -m pytest
+
+# tests/test_postgres_instance.py starts a PostgreSQL server of its own; installed only where it is missing
+$(PG_INITDB):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15
 
 ui: $(STAMP) | $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml
