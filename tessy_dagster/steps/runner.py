@@ -44,6 +44,8 @@ def run_step(build: Callable[[dict, Path, Callable[[str], None]], dict], argv: l
     from dagster_pipes import open_dagster_pipes
 
     params = parse_params(argv)
+    if int(os.environ.get("TESSY_NODE_RANK", "0")) > 0:
+        return _worker_node(build, params)
     with open_dagster_pipes() as pipes:
         threads = params.get("threads")
         if threads:
@@ -69,3 +71,17 @@ def run_step(build: Callable[[dict, Path, Callable[[str], None]], dict], argv: l
         )
     print(json.dumps({"out_dir": params["out_dir"], "digest": manifest["digest"], "metrics": manifest["metrics"]}))
     return manifest
+
+
+def _worker_node(build, params: dict) -> dict:
+    """A pod other than 0 of a multi-node SFT Job: it runs its share of the ranks and writes nothing of the
+    artifact (node 0 does, and reports through Pipes), so it works in a scratch folder of its own."""
+    import tempfile
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="tessy-worker-node-") as scratch:
+        params["work_dir"] = scratch
+        build(params, Path(scratch), progress)
+    return {}

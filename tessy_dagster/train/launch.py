@@ -16,6 +16,9 @@ from pathlib import Path
 from ..settings import SftSettings
 from .student import runtime_choices, train_student
 
+# set by the kubernetes launcher's Indexed Job (resources/k8s_job.py) on each pod of a multi-node SFT
+NODE_RANK_ENV, NUM_NODES_ENV = "TESSY_NODE_RANK", "TESSY_NUM_NODES"
+MASTER_ADDR_ENV, MASTER_PORT_ENV = "TESSY_MASTER_ADDR", "TESSY_MASTER_PORT"
 FSDP_CONFIG = Path(__file__).with_name("accelerate_fsdp.yaml")
 PROGRESS_PREFIX = "TESSY-PROGRESS "  # lines of a launched rank 0 that are progress, forwarded to the caller
 
@@ -39,6 +42,8 @@ def launch(*, student_dir, corpus_path, settings: SftSettings, out_dir, arm, pro
             else:
                 sys.stderr.write(line)
         code = proc.wait()
+    if code == 0 and node_rank() > 0:
+        return {}  # a worker node: node 0 writes the artifact and reports it
     if code != 0 or not result_file.exists():
         raise RuntimeError(f"the {settings.launcher} launch of SFT exited with code {code}; its ranks' errors are "
                            f"above. Command: {' '.join(command)}")
@@ -53,6 +58,8 @@ def launch_command(settings: SftSettings, params_file: Path) -> list[str]:
     processes on this node, each running `main` below. The bf16 setting overrides the config's mixed precision
     (accelerate's environment would otherwise win over the Trainer's `bf16`)."""
     entry = ["-m", "tessy_dagster.train.launch", "--params", f"@{params_file}"]
+    if settings.num_nodes > 1:
+        return _multi_node_command(settings, entry)
     if settings.launcher == "torchrun":
         return [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 f"--nproc_per_node={settings.num_processes}", *entry]
@@ -61,6 +68,28 @@ def launch_command(settings: SftSettings, params_file: Path) -> list[str]:
     precision = "bf16" if runtime_choices(settings)["bf16"] else "no"
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
             "--num_processes", str(settings.num_processes), "--mixed_precision", precision, *entry]
+
+
+def node_rank() -> int:
+    """This pod's index in a multi-node SFT (0 outside one)."""
+    return int(os.environ.get(NODE_RANK_ENV, "0"))
+
+
+def _multi_node_command(settings: SftSettings, entry: list[str]) -> list[str]:
+    """torchrun on one node of `num_nodes`, meeting the others at node 0 (static rendezvous, so global rank 0,
+    which writes the artifact, is on node 0). The kubernetes launcher's Indexed Job sets the variables."""
+    missing = [v for v in (NODE_RANK_ENV, NUM_NODES_ENV, MASTER_ADDR_ENV, MASTER_PORT_ENV) if v not in os.environ]
+    if missing:
+        raise ValueError(f"sft.num_nodes is {settings.num_nodes}: a multi-node SFT runs as an Indexed Job under the "
+                         f"kubernetes launcher (launcher.mode), which sets {', '.join(missing)}; on one machine set "
+                         f"num_nodes to 1")
+    if settings.launcher != "torchrun":
+        raise ValueError("sft.num_nodes > 1 runs under torchrun (DDP); set sft.launcher to 'torchrun'")
+    if int(os.environ[NUM_NODES_ENV]) != settings.num_nodes:
+        raise ValueError(f"sft.num_nodes is {settings.num_nodes} and the Job has {os.environ[NUM_NODES_ENV]} pods")
+    return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={settings.num_nodes}",
+            f"--node_rank={node_rank()}", f"--nproc_per_node={settings.num_processes}",
+            f"--master_addr={os.environ[MASTER_ADDR_ENV]}", f"--master_port={os.environ[MASTER_PORT_ENV]}", *entry]
 
 
 def _check_fsdp_device(config: Path) -> None:
