@@ -103,7 +103,8 @@ def job_body(*, name: str, step: str, command: list[str], env: dict[str, str], s
         "ttlSecondsAfterFinished": settings.ttl_after_finished_s,
         # A preempted or evicted pod is retried without using up backoffLimit: the step resumes from what it
         # left on the artifact volume (cooperative_traces' finished shards).
-        "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]},
+        "podFailurePolicy": {"rules": [{"action": "Ignore",
+                                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
     if nodes > 1:

@@ -414,12 +414,17 @@ class SftSettings(_Strict):
     log_every: int = Field(10, ge=1)  # steps between progress lines
     seed: int = 0
 
+    @property
+    def world_size(self) -> int:
+        return self.num_processes * self.num_nodes
+
     @model_validator(mode="after")
     def _consistent(self):
-        per_device = self.per_device_batch_size or self.batch_size // self.num_processes
-        if per_device < 1 or self.batch_size % (per_device * self.num_processes):
+        per_device = self.per_device_batch_size or self.batch_size // self.world_size
+        if per_device < 1 or self.batch_size % (per_device * self.world_size):
             raise ValueError(f"batch_size {self.batch_size} must be a multiple of per_device_batch_size "
-                             f"({self.per_device_batch_size}) x num_processes ({self.num_processes})")
+                             f"({self.per_device_batch_size}) x num_processes ({self.num_processes}) x num_nodes "
+                             f"({self.num_nodes})")
         if self.report_epoch == "lowest_validation_loss" and self.validation_share <= 0:
             raise ValueError("report_epoch 'lowest_validation_loss' needs validation_share > 0 (a held-out share "
                              "of the corpus to compute it on)")
@@ -427,8 +432,8 @@ class SftSettings(_Strict):
 
     @property
     def gradient_accumulation_steps(self) -> int:
-        per_device = self.per_device_batch_size or self.batch_size // self.num_processes
-        return self.batch_size // (per_device * self.num_processes)
+        per_device = self.per_device_batch_size or self.batch_size // self.world_size
+        return self.batch_size // (per_device * self.world_size)
 
 
 class EvalSettings(_Strict):

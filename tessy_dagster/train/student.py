@@ -38,7 +38,7 @@ def finetune_student(*, student_dir, corpus_path, settings: SftSettings, out_dir
                      progress: Callable[[str], None] = print) -> dict:
     """Fine-tune the student on the corpus and write the artifact into `out_dir`; return numeric metrics."""
     _read_records(corpus_path)  # a bad corpus fails here, before any process is launched
-    if settings.num_processes > 1:
+    if settings.world_size > 1:
         from .launch import launch
 
         return launch(student_dir=student_dir, corpus_path=corpus_path, settings=settings, out_dir=out_dir,

@@ -449,6 +449,9 @@ def test_helm_values(values):
     assert "k8sRunLauncher" in values["runLauncher"]["config"]
     assert values["dagsterDaemon"]["enabled"] is True
     assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlHost"]
+    # the same driver as the instance file the PostgreSQL test runs (psycopg2; SQLAlchemy's default is psycopg 3)
+    instance = yaml.safe_load((KUBE / "dagster" / "dagster.yaml").read_text())
+    assert values["postgresql"]["postgresqlScheme"] == instance["storage"]["postgres"]["postgres_db"]["scheme"]
     assert values["generatePostgresqlPasswordSecret"] is False
     assert values["global"]["postgresqlSecretName"]
     assert values["global"]["serviceAccountName"] == "tessy-launcher"
@@ -466,6 +469,8 @@ def test_helm_values(values):
     volumes = {v["name"]: v for v in deployment["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in deployment["volumeMounts"]}
     assert volumes[mounts["/tessy"]]["persistentVolumeClaim"]["claimName"] == "tessy-artifacts"
+    # the same model folder paths in run pods as in step Jobs (launcher.kubernetes.model_mount)
+    assert volumes[mounts["/models"]]["persistentVolumeClaim"]["claimName"] == "tessy-models"
     settings_dir = str(Path(env["TESSY_SETTINGS"]).parent)
     assert volumes[mounts[settings_dir]]["configMap"]["name"] == "tessy-settings"
 

@@ -240,3 +240,36 @@ def test_two_cpu_processes_train_through_torchrun(world, tmp_path):
     assert any("arm tessy" in line and "2 processes" in line for line in lines)
     assert not list(out.glob(".launch*")) and not (out / ".trainer").exists()
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
+
+
+def test_two_nodes_meet_at_node_0_and_only_node_0_writes_the_artifact(world, tmp_path):
+    """A multi-node SFT as the kubernetes launcher's Indexed Job runs it, with both "pods" on this machine:
+    each runs the student_checkpoint step with its node rank; torchrun's static rendezvous is at node 0."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = SftSettings(epochs=1, num_nodes=2, num_processes=1, launcher="torchrun", **FAST)
+    params = {"out_dir": str(tmp_path / "ckpt"), "code_version": "test", "arm": "tessy",
+              "settings": settings.model_dump(),
+              "inputs": {"student_model": {"dir": str(world["student"]), "digest": "s"},
+                         "sft_corpus": {"dir": str(world["corpus"].parent), "digest": "c"}}}
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    nodes = []
+    for rank in (0, 1):
+        env = {**os.environ, "TESSY_NODE_RANK": str(rank), "TESSY_NUM_NODES": "2",
+               "TESSY_MASTER_ADDR": "127.0.0.1", "TESSY_MASTER_PORT": str(port)}
+        env = {k: v for k, v in env.items() if not k.startswith("DAGSTER_PIPES")}
+        nodes.append(subprocess.Popen([sys.executable, "-m", "tessy_dagster.steps.student_checkpoint", "--params",
+                                       f"@{tmp_path / 'params.json'}"], env=env, cwd=tmp_path,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
+    summary = json.loads((tmp_path / "ckpt" / "training.json").read_text())
+    assert summary["processes"] == 2  # one rank on each node, one world
+    assert json.loads((tmp_path / "ckpt" / "manifest.json").read_text())["digest"]
+    assert '"digest"' in outputs[0].splitlines()[-1] and '"digest"' not in outputs[1]  # node 0 reports, node 1 not
