@@ -1,10 +1,11 @@
 """A small OpenAI-compatible completions server around a local model, for testing the `openai` backend.
 
-    python tests/cooperate/completions_server.py --model DIR --port 8011 [--fail-first N]
+    python tests/cooperate/completions_server.py --model DIR --port 8011 [--fail-first N] [--api-key KEY]
 
 Answers POST /v1/completions like vLLM does (finish_reason, and stop_reason naming the stop string that
 ended the text) and GET /health. `--fail-first N` answers the first N completion requests with HTTP 503,
-to exercise the client's retries.
+to exercise the client's retries. `--api-key KEY` refuses completion requests without `Authorization: Bearer
+KEY` (HTTP 401), as `vllm serve --api-key` does.
 """
 
 import argparse
@@ -21,7 +22,7 @@ from tessy_dagster.cooperate.hf_backend import HFGenerator
 from tessy_dagster.settings import SamplingSettings
 
 
-def make_app(model_dir: str, served_name: str, fail_first: int) -> Starlette:
+def make_app(model_dir: str, served_name: str, fail_first: int, api_key: str | None = None) -> Starlette:
     generator = HFGenerator(model_dir, batch_size=1)
     lock = threading.Lock()
     state = {"failures_left": fail_first}
@@ -43,6 +44,8 @@ def make_app(model_dir: str, served_name: str, fail_first: int) -> Starlette:
                           "prompt_tokens_details": {"cached_tokens": 0}}}
 
     async def completions(request: Request):
+        if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
         if state["failures_left"] > 0:
             state["failures_left"] -= 1
             return JSONResponse({"error": "overloaded, try again"}, status_code=503)
@@ -67,8 +70,9 @@ if __name__ == "__main__":
     parser.add_argument("--served-name", default=None)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--api-key", default=None)
     args = parser.parse_args()
     from pathlib import Path
 
-    app = make_app(args.model, args.served_name or Path(args.model).name, args.fail_first)
+    app = make_app(args.model, args.served_name or Path(args.model).name, args.fail_first, args.api_key)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")

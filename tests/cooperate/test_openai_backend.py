@@ -26,10 +26,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(model_dir, fail_first=0):
+def _serve(model_dir, fail_first=0, api_key=None):
     port = _free_port()
     process = subprocess.Popen([sys.executable, str(SERVER), "--model", str(model_dir), "--port", str(port),
-                                "--fail-first", str(fail_first)])
+                                "--fail-first", str(fail_first), *(["--api-key", api_key] if api_key else [])])
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -80,6 +80,28 @@ def test_overloaded_servers_are_retried_with_backoff(micro_world):
                                     max_retries=3, backoff_s=0.01)
         [out] = generator.generate(["hello"], 3, SamplingSettings(), stop_at_think_end=False)
         assert generator.requests == 3 and out.n_tokens > 0
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_api_key_comes_from_the_environment_variable_the_settings_name(micro_world, monkeypatch):
+    """As under the kubernetes launcher: the settings name a variable, a Secret fills it in the pod."""
+    process, url = _serve(micro_world["teacher"], api_key="s3cret")
+    try:
+        settings = GenerationSettings(backend="openai", urls={"teacher": url}, served_names={"teacher": "teacher"},
+                                      api_key_env={"teacher": "TESSY_TEST_TEACHER_KEY"}, max_retries=0)
+        monkeypatch.delenv("TESSY_TEST_TEACHER_KEY", raising=False)
+        with pytest.raises(ValueError, match="TESSY_TEST_TEACHER_KEY .* is not set"):
+            load_generator(micro_world["teacher"], settings, role="teacher")
+        monkeypatch.setenv("TESSY_TEST_TEACHER_KEY", "wrong")
+        with pytest.raises(RuntimeError, match="HTTP 401"):
+            load_generator(micro_world["teacher"], settings, role="teacher").generate(
+                ["hello"], 3, SamplingSettings(), stop_at_think_end=False)
+        monkeypatch.setenv("TESSY_TEST_TEACHER_KEY", "s3cret")
+        [out] = load_generator(micro_world["teacher"], settings, role="teacher").generate(
+            ["hello"], 3, SamplingSettings(), stop_at_think_end=False)
+        assert out.n_tokens > 0
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -68,6 +68,8 @@ class FakeCluster:
         self.unpullable_images: set[str] = set()
         self.evict_on: dict[str, str] = {}  # step label -> a log line that gets the first pod evicted
         self.hold_steps: set[str] = set()  # pods of these steps run without starting their process
+        # Kueue: a Job with a queue label is created suspended (as Kueue's webhook does) and admitted this late
+        self.kueue_admission_s: float | None = None
         self.jobs: dict[str, dict] = {}
         self.pods: dict[str, dict] = {}
         self.services: dict[str, dict] = {}
@@ -129,6 +131,11 @@ class FakeCluster:
         status, spec = job["status"], job["spec"]
         if any(c["type"] in ("Complete", "Failed") for c in status.get("conditions", [])):
             return
+        if spec.get("suspend"):
+            if time.time() - job["_created"] < (self.kueue_admission_s or 0):
+                return
+            spec["suspend"] = False  # admitted: the deadline counts from here, as startTime does
+            job["_started"], status["startTime"] = time.time(), _now()
         pods = self._job_pods(job)
         for pod in pods:
             self._kubelet(pod)
@@ -352,7 +359,11 @@ def _handler(cluster: FakeCluster):
                     cluster.created_jobs.append(copy.deepcopy(job))
                     job["metadata"].update(namespace=m[1], uid=str(uuid.uuid4()), creationTimestamp=_now())
                     job["status"] = {"startTime": _now()}
-                    job["_started"] = time.time()
+                    job["_started"] = job["_created"] = time.time()
+                    queued = "kueue.x-k8s.io/queue-name" in job["metadata"].get("labels", {})
+                    if queued and cluster.kueue_admission_s is not None:
+                        job["spec"]["suspend"] = True
+                        del job["status"]["startTime"]
                     cluster.jobs[job["metadata"]["name"]] = job
                     return self._send(201, _public(job))
             if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/services", path):

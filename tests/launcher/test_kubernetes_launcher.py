@@ -39,6 +39,7 @@ def _overrides(tmp: Path, kubeconfig: Path, name: str, **launcher) -> Path:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     fake = FakeCluster(gpus=8, node_labels={"tessy.dev/pool": "gpu"}).start()
+    fake.kueue_admission_s = 1.0
     yield fake
     fake.stop()
 
@@ -81,6 +82,10 @@ def test_each_heavy_step_runs_in_a_job_and_reports_through_pipes(world, cluster)
     env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "DAGSTER_PIPES_CONTEXT" in env and "DAGSTER_PIPES_MESSAGES" in env
     assert env["TESSY_HOME"] == str(home.resolve())
+    # each Job waited in its Kueue queue (created suspended) until admitted, and the user was told
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "tessy-gpu"
+    assert any("waits for admission in Kueue queue tessy-gpu" in m
+               for m in _messages(world["instance"], result.run_id))
 
 
 def test_step_logs_arrive_while_the_pod_runs(world, cluster):
