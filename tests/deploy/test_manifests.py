@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tessy_dagster.settings import STEPS
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "kubernetes"
 OVERLAYS = ("dev", "prod", "prod-multinode")
@@ -194,12 +196,33 @@ def test_settings_configmap_loads(overlay, tmp_path):
     assert set(config_map["data"]) == {"settings.json"}
     data = json.loads(config_map["data"]["settings.json"])
     assert isinstance(data, dict)
-    # Validate the sections the settings model knows. A section it does not know yet (e.g. a "launcher"
-    # section read by the kubernetes launcher) is left out here rather than failing the whole file.
-    known = {k: v for k, v in data.items() if k in TessySettings.model_fields}
     path = tmp_path / "settings.json"
-    path.write_text(json.dumps(known))
-    load_settings("toy", path)
+    path.write_text(json.dumps(data))
+    settings = load_settings("toy", path)
+    # in a cluster every heavy step runs in a GPU Job, with the overlay's own image and queue
+    assert settings.launcher.mode == "kubernetes"
+    kubernetes = settings.launcher.kubernetes
+    assert kubernetes.job("cooperative_traces").image == "tessy-dagster-gpu:0.1.0"
+    assert kubernetes.job("cooperative_traces").queue == "tessy-gpu"
+    assert kubernetes.artifact_pvc == "tessy-artifacts" and kubernetes.model_pvc == "tessy-models"
+    docs = render(overlay)
+    local_queues = [q["metadata"]["name"] for q in objects(docs, "LocalQueue")]
+    assert {kubernetes.job(step).queue for step in STEPS} <= set(local_queues)
+    # a Job's pods fit the queue's quota
+    [quota] = [r for q in objects(docs, "ClusterQueue") for g in q["spec"]["resourceGroups"]
+               for f in g["flavors"] for r in [{x["name"]: x["nominalQuota"] for x in f["resources"]}]]
+    for step in STEPS:
+        job = kubernetes.job(step)
+        assert _quantity(job.cpu) <= _quantity(quota["cpu"]), step
+        assert _quantity(job.memory) <= _quantity(quota["memory"]), step
+
+
+def _quantity(value: str) -> float:
+    units = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "m": 1e-3}
+    for suffix, factor in units.items():
+        if value.endswith(suffix):
+            return float(value[:-len(suffix)]) * factor
+    return float(value)
 
 
 def test_prod_settings_follow_examples_production():
@@ -207,9 +230,12 @@ def test_prod_settings_follow_examples_production():
     example = json.loads((ROOT / "examples" / "production.json").read_text())
     assert prod["inputs"] == example["inputs"]
     assert prod["sft"] == example["sft"]
+    secret_env = prod["launcher"]["kubernetes"]["secret_env"]
     for role in ("teacher", "student"):
-        assert prod["cooperate"]["generation"]["api_key_env"][role]
-        assert prod["boundary"]["trace_generation"]["api_key_env"][role]
+        for generation in (prod["cooperate"]["generation"], prod["boundary"]["trace_generation"]):
+            # the key's variable is filled from the server's Secret, the one its Deployment reads
+            variable = generation["api_key_env"][role]
+            assert secret_env[variable] == {"secret": f"{role}-api", "key": "api-key"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -313,6 +339,8 @@ def test_dev_is_one_gpu_and_a_small_teacher():
     docs = render("dev")
     teacher = one(docs, "Deployment", "teacher")["spec"]["template"]["spec"]["containers"][0]
     assert flag(teacher["args"], "--tensor-parallel-size") == "1"
+    # the toy world needs no model server, and the one GPU goes to the step Jobs
+    assert one(docs, "Deployment", "teacher")["spec"]["replicas"] == 0
     assert one(docs, "Deployment", "student")["spec"]["replicas"] == 0
 
 
