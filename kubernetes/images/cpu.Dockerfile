@@ -18,14 +18,11 @@ COPY pyproject.toml workspace.yaml ./
 COPY tessy_dagster ./tessy_dagster
 COPY assets ./assets
 COPY resources ./resources
-# Exactly the package's pinned dependencies from pyproject.toml. The wheel holds only .py files
-# (pyproject.toml declares no package data), so the package's other files, e.g.
-# tessy_dagster/train/accelerate_fsdp.yaml, are copied into the installed package after it.
+# Exactly the package's pinned dependencies from pyproject.toml, and its data files (package-data: the FSDP
+# accelerate config), checked to be installed.
 RUN pip install . \
- && dest="$(python -c 'import os, tessy_dagster; print(os.path.dirname(tessy_dagster.__file__))')" \
- && cd tessy_dagster \
- && find . -type f ! -name '*.py' ! -path '*/__pycache__/*' -exec cp --parents {} "$dest" \; \
- && python -c "import tessy_dagster.definitions"
+ && python -c "import importlib.resources as r, tessy_dagster.definitions; \
+assert (r.files('tessy_dagster.train') / 'accelerate_fsdp.yaml').is_file()"
 
 ENV TESSY_HOME=/tessy \
     TESSY_SETTINGS=/etc/tessy/settings.json \

@@ -34,11 +34,10 @@ COPY pyproject.toml workspace.yaml ./
 COPY tessy_dagster ./tessy_dagster
 COPY assets ./assets
 COPY resources ./resources
-# As in cpu.Dockerfile: the wheel holds only .py files, so copy the package's data files after it.
+# As in cpu.Dockerfile: the pinned dependencies and the package's data files, checked.
 RUN pip install ".[vllm]" \
- && dest="$(python -c 'import os, tessy_dagster; print(os.path.dirname(tessy_dagster.__file__))')" \
- && cd tessy_dagster \
- && find . -type f ! -name '*.py' ! -path '*/__pycache__/*' -exec cp --parents {} "$dest" \; \
+ && python -c "import importlib.resources as r; \
+assert (r.files('tessy_dagster.train') / 'accelerate_fsdp.yaml').is_file()" \
  && python -c "import torch, vllm, tessy_dagster.steps; print(torch.__version__, torch.version.cuda, vllm.__version__)"
 
 ENV TESSY_HOME=/tessy \
