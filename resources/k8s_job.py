@@ -84,7 +84,7 @@ def job_body(*, name: str, step: str, command: list[str], env: dict[str, str], s
                                                                      "readOnly": True}})
     pod_spec = {
         "restartPolicy": "Never",  # retries are the Job's (backoffLimit), each in a fresh pod
-        "serviceAccountName": settings.service_account,
+        "serviceAccountName": job.service_account,
         "automountServiceAccountToken": False,  # a step never talks to the API server
         "containers": [{"name": CONTAINER, "image": job.image, "imagePullPolicy": "IfNotPresent",
                         "command": command, "env": container_env, "resources": _resources(job, gpus),

@@ -47,14 +47,14 @@ def run_in_job(context, *, step: str, command: list[str], settings: KubernetesSe
         body = job_body(name=name, step=step, command=command, env=dict(session.get_bootstrap_env_vars()),
                         settings=settings, home=home, gpus=gpus, nodes=nodes, partition=partition,
                         run_id=context.run_id)
-        if nodes > 1:
-            core.create_namespaced_service(namespace, headless_service(name, namespace, settings.rendezvous_port))
-        batch.create_namespaced_job(namespace, body)
         job = settings.job(step)
-        context.log.info(f"step {step}: created Job {namespace}/{name} (image {job.image}, {gpus} GPU(s) per pod, "
-                         f"{nodes} pod(s), queue {job.queue or 'none'})")
         keep_job = False
         try:
+            if nodes > 1:
+                core.create_namespaced_service(namespace, headless_service(name, namespace, settings.rendezvous_port))
+            batch.create_namespaced_job(namespace, body)
+            context.log.info(f"step {step}: created Job {namespace}/{name} (image {job.image}, {gpus} GPU(s) per "
+                             f"pod, {nodes} pod(s), queue {job.queue or 'none'})")
             _follow(context, batch, core, reader, name, step, settings)
             keep_job = True  # finished: its TTL removes it
         except StepJobFailed:

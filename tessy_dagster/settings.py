@@ -473,9 +473,16 @@ class StepJob(_Strict):
     node_selector: dict[str, str] | None = None
     tolerations: tuple[dict, ...] | None = None
     priority_class: str | None = None
+    service_account: str | None = None  # the pods' own; steps never call the API, so no token is mounted
     queue: str | None = None  # Kueue LocalQueue (label kueue.x-k8s.io/queue-name); "" for none
     backoff_limit: int | None = Field(None, ge=0)  # pod failures retried (preemptions and evictions do not count)
     active_deadline_s: int | None = Field(None, ge=1)
+
+
+# what a step's Job gets where neither `defaults` nor the step's own settings say (gpus: from the step's settings)
+BUILTIN_STEP_JOB = StepJob(image="tessy-dagster-gpu:0.1.0", cpu="8", memory="64Gi", shm="16Gi", node_selector={},
+                           tolerations=(), priority_class="", service_account="tessy-step", queue="tessy-gpu",
+                           backoff_limit=3, active_deadline_s=7 * 86400)
 
 
 class SecretRef(_Strict):
@@ -489,7 +496,6 @@ class KubernetesSettings(_Strict):
 
     namespace: str = "tessy"
     kubeconfig: str | None = None  # None: in-cluster config inside a pod, else the default kubeconfig ($KUBECONFIG)
-    service_account: str = "tessy-step"
     artifact_pvc: str = "tessy-artifacts"
     model_pvc: str | None = "tessy-models"  # team model folders, read-only in the Job
     model_mount: str = "/models"
@@ -499,9 +505,7 @@ class KubernetesSettings(_Strict):
     pending_timeout_s: float = Field(900.0, gt=0)  # a pod unschedulable or unable to start this long fails the step
     poll_s: float = Field(2.0, gt=0)
     rendezvous_port: int = Field(29500, ge=1, le=65535)  # torchrun at pod 0 of a multi-node SFT
-    defaults: StepJob = StepJob(image="tessy-dagster-gpu:0.1.0", cpu="8", memory="64Gi", shm="16Gi",
-                                node_selector={}, tolerations=(), priority_class="", queue="tessy-gpu",
-                                backoff_limit=3, active_deadline_s=7 * 86400)
+    defaults: StepJob = StepJob()  # over BUILTIN_STEP_JOB, field by field
     steps: dict[str, StepJob] = {}
 
     @model_validator(mode="after")
@@ -512,9 +516,10 @@ class KubernetesSettings(_Strict):
         return self
 
     def job(self, step: str) -> StepJob:
-        """The step's Job settings with the defaults filled in."""
-        own = self.steps.get(step, StepJob()).model_dump(exclude_none=True)
-        return StepJob.model_validate({**self.defaults.model_dump(), **own})
+        """The step's Job settings: its own, else `defaults`', else the built-in ones, field by field."""
+        layers = (BUILTIN_STEP_JOB, self.defaults, self.steps.get(step, StepJob()))
+        merged = {k: v for layer in layers for k, v in layer.model_dump(exclude_none=True).items()}
+        return StepJob.model_validate(merged)
 
 
 class LauncherSettings(_Strict):

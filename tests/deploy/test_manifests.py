@@ -204,6 +204,7 @@ def test_settings_configmap_loads(overlay, tmp_path):
     kubernetes = settings.launcher.kubernetes
     assert kubernetes.job("cooperative_traces").image == "tessy-dagster-gpu:0.1.0"
     assert kubernetes.job("cooperative_traces").queue == "tessy-gpu"
+    assert kubernetes.job("cooperative_traces").service_account == "tessy-step"  # a built-in default
     assert kubernetes.artifact_pvc == "tessy-artifacts" and kubernetes.model_pvc == "tessy-models"
     docs = render(overlay)
     local_queues = [q["metadata"]["name"] for q in objects(docs, "LocalQueue")]
