@@ -2,6 +2,7 @@
 and a fake API server (fake_kube.py) that runs each Job's container command as a local process."""
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -177,8 +178,10 @@ def test_a_secret_reaches_the_step_as_env(world, cluster):
     assert "s3cret-value" not in json.dumps(job)
 
 
-def test_terminating_the_dagster_run_deletes_its_job(world, cluster):
-    """A run started from the CLI, interrupted while its step's pod runs, deletes the Job."""
+@pytest.mark.parametrize("signal", [signal.SIGINT, signal.SIGTERM])
+def test_terminating_the_dagster_run_deletes_its_job(world, cluster, signal):
+    """A run started from the CLI, stopped while its step's pod runs (SIGINT: Ctrl-C; SIGTERM: what the run's
+    pod gets when Dagster terminates a run on Kubernetes), deletes the Job."""
     cluster.hold_steps.add("cooperative-traces")
     overrides = _overrides(world["tmp"], world["kubeconfig"], "hold")
     env = {"TESSY_PROFILE": "micro", "TESSY_HOME": str(world["home"]), "TESSY_SETTINGS": str(overrides),
@@ -196,7 +199,7 @@ def test_terminating_the_dagster_run_deletes_its_job(world, cluster):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "timeout"
             time.sleep(0.2)
         time.sleep(1)
-        proc.send_signal(2)  # SIGINT, what Dagster's run termination sends to an in-process run
+        proc.send_signal(signal)
         output, _ = proc.communicate(timeout=60)
     finally:
         cluster.hold_steps.discard("cooperative-traces")
