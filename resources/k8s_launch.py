@@ -13,6 +13,7 @@ The Job is left for its TTL when it failed by itself (its pods' logs help), and 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from dagster import MaterializeResult, PipesClientCompletedInvocation, PipesEnvContextInjector, open_pipes_session
 from dagster_k8s.pipes import PipesK8sPodLogsMessageReader
@@ -50,9 +51,11 @@ def run_in_job(context, *, step: str, command: list[str], settings: KubernetesSe
         job = settings.job(step)
         keep_job = False
         try:
-            if nodes > 1:
-                core.create_namespaced_service(namespace, headless_service(name, namespace, settings.rendezvous_port))
-            batch.create_namespaced_job(namespace, body)
+            with _explained(f"create Job {namespace}/{name}"):
+                if nodes > 1:
+                    core.create_namespaced_service(namespace,
+                                                   headless_service(name, namespace, settings.rendezvous_port))
+                batch.create_namespaced_job(namespace, body)
             context.log.info(f"step {step}: created Job {namespace}/{name} (image {job.image}, {gpus} GPU(s) per "
                              f"pod, {nodes} pod(s), queue {job.queue or 'none'})")
             _follow(context, batch, core, reader, name, step, settings)
@@ -73,12 +76,31 @@ def _load_config(settings: KubernetesSettings) -> None:
 
     from kubernetes import config
 
-    if settings.kubeconfig:
-        config.load_kube_config(config_file=settings.kubeconfig)
-    elif os.getenv("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
-    else:
-        config.load_kube_config()
+    try:
+        if settings.kubeconfig:
+            config.load_kube_config(config_file=settings.kubeconfig)
+        elif os.getenv("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config()
+        else:
+            config.load_kube_config()
+    except (config.ConfigException, OSError) as err:
+        raise RuntimeError(f"launcher.kubernetes: cannot load the cluster's configuration ({err}). Inside a pod the "
+                           f"service account's is used; elsewhere set launcher.kubernetes.kubeconfig or "
+                           f"$KUBECONFIG") from err
+
+
+@contextmanager
+def _explained(action: str):
+    """An API refusal with what to check: the launcher's RBAC (kubernetes/base/rbac.yaml), the namespace."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        yield
+    except ApiException as err:
+        hint = {403: "the Dagster run's service account lacks a permission; see kubernetes/base/rbac.yaml",
+                404: "the namespace does not exist (launcher.kubernetes.namespace)"}.get(err.status, "")
+        raise RuntimeError(f"cannot {action}: HTTP {err.status} {err.reason}: {(err.body or '')[:500]}"
+                           f"{'; ' + hint if hint else ''}") from err
 
 
 def _follow(context, batch, core, reader, name: str, step: str, settings: KubernetesSettings) -> None:

@@ -64,6 +64,7 @@ class FakeCluster:
     def __init__(self, *, gpus: int = 8, node_labels: dict | None = None, path: str | None = None):
         self.gpus, self.node_labels = gpus, dict(node_labels or {})
         self.path = path or os.path.dirname(sys.executable) + ":/usr/bin:/bin"  # the "image's" PATH
+        self.namespaces = {"tessy"}
         self.secrets: dict[tuple[str, str], str] = {}
         self.unpullable_images: set[str] = set()
         self.evict_on: dict[str, str] = {}  # step label -> a log line that gets the first pod evicted
@@ -353,6 +354,9 @@ def _handler(cluster: FakeCluster):
 
         def do_POST(self):
             path = urlparse(self.path).path
+            if m := re.fullmatch(r"/api(?:s/batch)?/v1/namespaces/([^/]+)/(?:jobs|services)", path):
+                if m[1] not in cluster.namespaces:
+                    return self._not_found("namespaces", m[1])
             if m := re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs", path):
                 job = self._body()
                 with cluster.lock:

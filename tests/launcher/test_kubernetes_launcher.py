@@ -164,6 +164,9 @@ def test_image_pull_and_missing_secret_are_named(world, cluster):
     assert "ImagePullBackOff" in error and "registry.example/tessy:typo" in error
     error = _failure(world, cluster, "secret", secret_env={"TEACHER_API_KEY": {"secret": "teacher-api", "key": "api-key"}})
     assert 'CreateContainerConfigError: secret "teacher-api" not found' in error
+    error = _failure(world, cluster, "namespace", namespace="nowhere")
+    assert "cannot create Job nowhere/" in error and "HTTP 404" in error
+    assert "the namespace does not exist (launcher.kubernetes.namespace)" in error
 
 
 def test_a_secret_reaches_the_step_as_env(world, cluster):
