@@ -10,16 +10,13 @@ import re
 import secrets
 
 from tessy_dagster.settings import KubernetesSettings, StepJob
+from tessy_dagster.train.nodes import MASTER_ADDR_ENV, MASTER_PORT_ENV, NODE_RANK_ENV, NUM_NODES_ENV
 
 CONTAINER = "step"
 STEP_LABEL = "tessy.dev/step"
 PARTITION_LABEL = "tessy.dev/partition"
 RUN_LABEL = "tessy.dev/dagster-run"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-NODE_RANK_ENV = "TESSY_NODE_RANK"  # a multi-node SFT pod's index; pod 0 reports through Pipes
-NUM_NODES_ENV = "TESSY_NUM_NODES"
-MASTER_ADDR_ENV = "TESSY_MASTER_ADDR"
-MASTER_PORT_ENV = "TESSY_MASTER_PORT"
 
 
 def job_name(step: str, run_id: str) -> str:

@@ -425,6 +425,8 @@ class SftSettings(_Strict):
             raise ValueError(f"batch_size {self.batch_size} must be a multiple of per_device_batch_size "
                              f"({self.per_device_batch_size}) x num_processes ({self.num_processes}) x num_nodes "
                              f"({self.num_nodes})")
+        if self.num_nodes > 1 and self.launcher != "torchrun":
+            raise ValueError("num_nodes > 1 runs under torchrun (DDP across nodes); set launcher to 'torchrun'")
         if self.report_epoch == "lowest_validation_loss" and self.validation_share <= 0:
             raise ValueError("report_epoch 'lowest_validation_loss' needs validation_share > 0 (a held-out share "
                              "of the corpus to compute it on)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..storage import build_artifact, work_dir
+from ..train.nodes import node_rank
 
 
 def _quiet_libraries() -> None:
@@ -44,7 +45,7 @@ def run_step(build: Callable[[dict, Path, Callable[[str], None]], dict], argv: l
     from dagster_pipes import open_dagster_pipes
 
     params = parse_params(argv)
-    if int(os.environ.get("TESSY_NODE_RANK", "0")) > 0:
+    if node_rank() > 0:
         return _worker_node(build, params)
     with open_dagster_pipes() as pipes:
         threads = params.get("threads")

@@ -14,11 +14,9 @@ import sys
 from pathlib import Path
 
 from ..settings import SftSettings
+from .nodes import MASTER_ADDR_ENV, MASTER_PORT_ENV, NODE_RANK_ENV, NUM_NODES_ENV, node_rank
 from .student import runtime_choices, train_student
 
-# set by the kubernetes launcher's Indexed Job (resources/k8s_job.py) on each pod of a multi-node SFT
-NODE_RANK_ENV, NUM_NODES_ENV = "TESSY_NODE_RANK", "TESSY_NUM_NODES"
-MASTER_ADDR_ENV, MASTER_PORT_ENV = "TESSY_MASTER_ADDR", "TESSY_MASTER_PORT"
 FSDP_CONFIG = Path(__file__).with_name("accelerate_fsdp.yaml")
 PROGRESS_PREFIX = "TESSY-PROGRESS "  # lines of a launched rank 0 that are progress, forwarded to the caller
 
@@ -70,11 +68,6 @@ def launch_command(settings: SftSettings, params_file: Path) -> list[str]:
             "--num_processes", str(settings.num_processes), "--mixed_precision", precision, *entry]
 
 
-def node_rank() -> int:
-    """This pod's index in a multi-node SFT (0 outside one)."""
-    return int(os.environ.get(NODE_RANK_ENV, "0"))
-
-
 def _multi_node_command(settings: SftSettings, entry: list[str]) -> list[str]:
     """torchrun on one node of `num_nodes`, meeting the others at node 0 (static rendezvous, so global rank 0,
     which writes the artifact, is on node 0). The kubernetes launcher's Indexed Job sets the variables."""
@@ -83,8 +76,6 @@ def _multi_node_command(settings: SftSettings, entry: list[str]) -> list[str]:
         raise ValueError(f"sft.num_nodes is {settings.num_nodes}: a multi-node SFT runs as an Indexed Job under the "
                          f"kubernetes launcher (launcher.mode), which sets {', '.join(missing)}; on one machine set "
                          f"num_nodes to 1")
-    if settings.launcher != "torchrun":
-        raise ValueError("sft.num_nodes > 1 runs under torchrun (DDP); set sft.launcher to 'torchrun'")
     if int(os.environ[NUM_NODES_ENV]) != settings.num_nodes:
         raise ValueError(f"sft.num_nodes is {settings.num_nodes} and the Job has {os.environ[NUM_NODES_ENV]} pods")
     return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={settings.num_nodes}",

@@ -127,6 +127,8 @@ def test_multi_node_sft_is_an_indexed_job_meeting_at_pod_0():
 
 
 def test_each_node_runs_torchrun_against_pod_0(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="num_nodes > 1 runs under torchrun"):
+        SftSettings(num_nodes=4, num_processes=8, per_device_batch_size=4, batch_size=128, launcher="accelerate")
     settings = SftSettings(num_nodes=4, num_processes=8, per_device_batch_size=4, batch_size=128, launcher="torchrun")
     with pytest.raises(ValueError, match="Indexed Job under the kubernetes launcher"):
         launch_command(settings, tmp_path / "p.json")
