@@ -9,7 +9,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tessy_dagster.settings import load_settings  # noqa: E402
+from tessy_dagster.settings import ARMS, REFERENCE_MODELS, load_settings  # noqa: E402
+
+SCORED_ARMS = REFERENCE_MODELS + ARMS
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +49,49 @@ def micro_world(tmp_path_factory, micro):
     train_from_windows(dataset_dir=dirs["windows"], toy_tokenizer_dir=dirs["student"],
                        settings=micro.boundary, out_dir=dirs["boundary"], progress=quiet)
     return dirs
+
+
+UNPARTITIONED = ["prompts", "benchmark", "teacher_model", "student_model", "boundary_dataset", "boundary_model",
+                 "student_responses"]
+ARM_ASSETS = ["cooperative_traces", "sft_corpus", "student_checkpoint"]
+ABLATIONS = ("teacher_think", "teacher_answer")  # the paper's ablation arms: traces and corpus only, for time
+
+
+def micro_resources(home, overrides=""):
+    from resources import StepLauncher, TessyConfig
+
+    return {"tessy": TessyConfig(profile="micro", home=str(home), overrides_file=str(overrides)),
+            "launcher": StepLauncher()}
+
+
+class MicroGraph:
+    """The whole micro graph, materialized once per session through Dagster into a persistent instance
+    (`dagster_home`, SQLite), so the lineage audit, the comparisons and the web UI read the same runs."""
+
+    def __init__(self, home, dagster_home, instance, results):
+        self.home, self.dagster_home, self.instance, self.results = home, dagster_home, instance, results
+
+
+@pytest.fixture(scope="session")
+def micro_graph(tmp_path_factory):
+    from dagster import DagsterInstance, materialize
+
+    from tessy_dagster.definitions import all_assets
+    from tessy_dagster.settings import ARMS
+
+    home = tmp_path_factory.mktemp("tessy_home")
+    dagster_home = tmp_path_factory.mktemp("dagster_home")
+    instance = DagsterInstance.local_temp(str(dagster_home))
+    run = lambda selection, partition=None: materialize(  # noqa: E731
+        all_assets, selection=selection, partition_key=partition, resources=micro_resources(home), instance=instance)
+    results = {"inputs": run(UNPARTITIONED)}
+    for arm in ARMS:
+        results[arm] = run(ARM_ASSETS, arm)
+    for arm in SCORED_ARMS:
+        results[f"scores_{arm}"] = run(["benchmark_scores"], arm)
+    for arm in ABLATIONS:
+        results[arm] = run(["cooperative_traces", "sft_corpus"], arm)
+    return MicroGraph(home, dagster_home, instance, results)
 
 
 @pytest.fixture

@@ -8,39 +8,15 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, materialize
 
-from resources import StepLauncher, TessyConfig
 from tessy_dagster.definitions import all_assets
-from tessy_dagster.settings import ARMS, REFERENCE_MODELS, load_settings
+from tessy_dagster.settings import ARMS, load_settings
 
-SCORED_ARMS = REFERENCE_MODELS + ARMS
-ABLATIONS = ("teacher_think", "teacher_answer")  # the paper's ablation arms: traces and corpus only, for time
-
-UNPARTITIONED = ["prompts", "benchmark", "teacher_model", "student_model", "boundary_dataset", "boundary_model",
-                 "student_responses"]
-ARM_ASSETS = ["cooperative_traces", "sft_corpus", "student_checkpoint"]
-
-
-def _resources(home, overrides=""):
-    return {"tessy": TessyConfig(profile="micro", home=str(home), overrides_file=str(overrides)),
-            "launcher": StepLauncher()}
+from conftest import ABLATIONS, SCORED_ARMS, UNPARTITIONED, micro_resources as _resources
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory):
-    home = tmp_path_factory.mktemp("tessy_home")
-    instance = DagsterInstance.ephemeral()
-    results = {"inputs": materialize(all_assets, selection=UNPARTITIONED, resources=_resources(home),
-                                     instance=instance)}
-    for arm in ARMS:
-        results[arm] = materialize(all_assets, selection=ARM_ASSETS, partition_key=arm,
-                                   resources=_resources(home), instance=instance)
-    for arm in SCORED_ARMS:
-        results[f"scores_{arm}"] = materialize(all_assets, selection=["benchmark_scores"], partition_key=arm,
-                                               resources=_resources(home), instance=instance)
-    for arm in ABLATIONS:
-        results[arm] = materialize(all_assets, selection=["cooperative_traces", "sft_corpus"], partition_key=arm,
-                                   resources=_resources(home), instance=instance)
-    return home, instance, results
+def graph(micro_graph):
+    return micro_graph.home, micro_graph.instance, micro_graph.results
 
 
 def _metadata(result, asset):
