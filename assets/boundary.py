@@ -31,6 +31,7 @@ def dataset_check_results(verdict: dict) -> list[AssetCheckResult]:
 
 
 @asset(group_name="boundary", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
+       pool="boundary_dataset",
        deps=["prompts", "teacher_model", "student_model"],
        check_specs=[AssetCheckSpec(name, asset="boundary_dataset", blocking=True,
                                    description=f"Great Expectations: {text}")
@@ -48,6 +49,7 @@ def boundary_dataset(context: AssetExecutionContext, tessy: TessyConfig, launche
 
 
 @asset(group_name="boundary", kinds={"pytorch", "huggingface"}, owners=OWNERS, code_version=CODE_VERSION,
+       pool="boundary_model",
        deps=["boundary_dataset", "student_model"],
        description="B_T and B_S, causal token classifiers (is the next token style?), with held-out token "
                    "metrics and first-switch accuracy in metadata and eval.json.")

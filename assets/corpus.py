@@ -32,7 +32,7 @@ def drift_check_result(verdict: dict) -> AssetCheckResult:
 
 
 @asset(group_name="corpus", kinds={"duckdb", "parquet", "pytorch"}, owners=OWNERS, code_version=CODE_VERSION,
-       partitions_def=arm_partitions,
+       partitions_def=arm_partitions, pool="sft_corpus",
        deps=["cooperative_traces", "student_model", "boundary_model", "student_responses", "prompts", "benchmark"],
        check_specs=[AssetCheckSpec(DRIFT_CHECK, asset="sft_corpus", blocking=True,
                                    description="Great Expectations suite over per-trace style-drift metrics "

@@ -27,6 +27,7 @@ def scoring_generation(tessy: TessyConfig, arm: str) -> dict:
 
 
 @asset(group_name="evaluation", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
+       pool="benchmark_scores",
        partitions_def=score_partitions,
        deps=["benchmark", "teacher_model", "student_model",
              AssetDep("student_checkpoint", partition_mapping=checkpoint_to_scores)],

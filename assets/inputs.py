@@ -101,7 +101,7 @@ def _toy_rows(tessy: TessyConfig):
 
 def _model_asset(role: str):
     @asset(name=f"{role}_model", group_name="inputs", kinds={"pytorch", "huggingface"}, owners=OWNERS,
-           code_version=CODE_VERSION,
+           code_version=CODE_VERSION, pool=f"{role}_model",
            description=f"The {role}: a save_pretrained folder read where it is (or a served model's tokenizer "
                        f"folder), with its digest, architecture, size, context and thinking markers; under the "
                        f"toy source, a tiny model trained from scratch.")

@@ -13,6 +13,7 @@ CODE_VERSION = "6"
 
 
 @asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
+       pool="cooperative_traces",
        partitions_def=arm_partitions, deps=["prompts", "teacher_model", "student_model", "boundary_model"],
        description="Thinking traces per arm (tessy, teacher_only, and the ablations teacher_think and "
                    "teacher_answer) with each span's author, token counts per role and how they ended; written "
@@ -34,6 +35,7 @@ STUDENT_RESPONSES_VERSION = "2"
 
 
 @asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=STUDENT_RESPONSES_VERSION,
+       pool="student_responses",
        deps=["prompts", "teacher_model", "student_model"],
        description="The student's own responses, two independent samples per prompt (reference/ and "
                    "calibration/ traces.parquet): what the style-drift metrics compare a corpus with and "

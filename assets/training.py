@@ -12,6 +12,7 @@ CODE_VERSION = "2"  # 2: TRL SFTTrainer, every epoch kept under epochs/, trainin
 
 
 @asset(group_name="training", kinds={"pytorch", "huggingface"}, owners=OWNERS, code_version=CODE_VERSION,
+       pool="student_checkpoint",
        partitions_def=arm_partitions, deps=["sft_corpus", "student_model"],
        description="The student after full-parameter SFT (TRL) on the arm's corpus: the reported epoch's "
                    "save_pretrained folder, every epoch under epochs/, losses in training.json.")
