@@ -24,10 +24,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps "nvidia-livecodebench==26.3"
 	touch $(STAMP)
 
-$(DAGSTER_HOME):
+# The local instance's settings (one materialization per asset at a time), unless DAGSTER_HOME has its own
+$(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
+	cp -n instance/dagster.yaml $@
 
-demo: $(STAMP) | $(DAGSTER_HOME)
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m tessy_dagster.demo --report $(TESSY_HOME)/demo_report.json
 
 test: $(STAMP) $(PG_INITDB)
@@ -38,7 +40,7 @@ $(PG_INITDB):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15
 
-ui: $(STAMP) | $(DAGSTER_HOME)
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 clean:

@@ -31,6 +31,14 @@ def _check_results(verdict: dict) -> list[AssetCheckResult]:
             for name in PROMPT_CHECKS]
 
 
+def prompts_source(s) -> dict:
+    """Where the prompts come from, as the prompts artifact records it (its `inputs.source`): the toy world's
+    settings, or a team's file with its content digest. The prompts sensor compares the two."""
+    if s.inputs.source == "toy":
+        return {"toyworld": s.toyworld.model_dump()}
+    return {"path": s.inputs.prompts.path, "digest": source_digest(s.inputs.prompts)}
+
+
 @asset(group_name="inputs", kinds={"python", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
        deps=["teacher_model", "student_model"],
        check_specs=[AssetCheckSpec(name, asset="prompts", blocking=True, description=f"Great Expectations: {text}")
@@ -42,18 +50,18 @@ def prompts(context: AssetExecutionContext, tessy: TessyConfig):
     models = {role: upstream(tessy, f"{role}_model") for role in ("teacher", "student")}
     # room for the thinking trace and the answer after the prompt
     reserve = s.cooperate.max_student_tokens + s.cooperate.max_answer_tokens
+    source = prompts_source(s)
     if s.inputs.source == "toy":
         from tessy_dagster.toyworld.world import prompt_rows
 
-        source, settings = {"toyworld": s.toyworld.model_dump()}, s.toyworld.model_dump()
+        settings = s.toyworld.model_dump()
         read = lambda: prompt_rows(s.toyworld)  # noqa: E731  (rows already in the table's shape)
         extra = None
     else:
         spec = s.inputs.prompts
-        digest = source_digest(spec)
-        source, settings = {"path": spec.path, "digest": digest}, spec.model_dump()
+        settings = spec.model_dump()
         read = spec
-        extra = {"data_version": digest}
+        extra = {"data_version": source["digest"]}
 
     def build(out):
         # the models' tokenizers are loaded only when the table is built, not when it is reused

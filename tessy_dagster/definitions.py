@@ -11,9 +11,16 @@ from dagster import AssetSelection, Definitions, define_asset_job, load_assets_f
 
 from assets import boundary, corpus, evaluation, inputs, synthesis, training
 from assets.partitions import arm_partitions, score_partitions
+from assets.retraining import prompts_sensor, refresh_inputs, retrain_schedule, with_retraining
 from resources import StepLauncher, TessyConfig
+from tessy_dagster.settings import load_settings
 
-all_assets = load_assets_from_modules([inputs, boundary, synthesis, corpus, training, evaluation])
+PROFILE = os.environ.get("TESSY_PROFILE", "toy")
+OVERRIDES = os.environ.get("TESSY_SETTINGS", "")
+# the schedule's cron and the sensor's interval are settings, read when the code location loads
+settings = load_settings(PROFILE, OVERRIDES or None)
+
+all_assets = with_retraining(load_assets_from_modules([inputs, boundary, synthesis, corpus, training, evaluation]))
 
 # the student's own responses depend on the inputs only, and every arm's corpus needs them
 inputs_and_boundary = AssetSelection.groups("inputs", "boundary") | AssetSelection.assets("student_responses")
@@ -29,11 +36,14 @@ defs = Definitions(
                          description="One arm: traces, corpus (drift-checked), fine-tuned student."),
         define_asset_job("score", selection=AssetSelection.assets("benchmark_scores"),
                          partitions_def=score_partitions, description="Score one model on every benchmark suite."),
+        refresh_inputs,
     ],
+    schedules=[retrain_schedule(settings.retrain)],
+    sensors=[prompts_sensor(settings.retrain)],
     resources={
         "tessy": TessyConfig(
-            profile=os.environ.get("TESSY_PROFILE", "toy"),
-            overrides_file=os.environ.get("TESSY_SETTINGS", ""),
+            profile=PROFILE,
+            overrides_file=OVERRIDES,
             home=os.environ.get("TESSY_HOME", ".tessy"),
         ),
         "launcher": StepLauncher(),

@@ -531,6 +531,17 @@ class LauncherSettings(_Strict):
     kubernetes: KubernetesSettings = KubernetesSettings()
 
 
+class RetrainSettings(_Strict):
+    """Scheduled retraining (the `retrain_schedule`) and the `prompts_source_sensor`. Both request the
+    `refresh_inputs` job; every arm already built whose inputs then changed is rebuilt by declarative
+    automation (assets/retraining.py). Both start stopped: turn them on in the UI or with
+    `dagster schedule start` / `dagster sensor start`."""
+
+    cron: str = "0 3 * * 0"  # Sundays at 03:00
+    timezone: str = "UTC"
+    sensor_interval_seconds: int = Field(300, ge=30)  # hashing a large prompts file is not free
+
+
 class TessySettings(_Strict):
     profile: str = "toy"
     inputs: InputSettings = InputSettings.model_validate({})
@@ -542,6 +553,7 @@ class TessySettings(_Strict):
     sft: SftSettings = SftSettings()
     evaluate: EvalSettings = EvalSettings()
     launcher: LauncherSettings = LauncherSettings()
+    retrain: RetrainSettings = RetrainSettings()
 
 
 def _micro() -> dict:
