@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_INITDB := /usr/lib/postgresql/15/bin/initdb
+CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export TESSY_HOME ?= $(CURDIR)/.tessy
 export DAGSTER_HOME ?= $(CURDIR)/.tessy/dagster_home
@@ -32,13 +33,18 @@ $(DAGSTER_HOME)/dagster.yaml:
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m tessy_dagster.demo --report $(TESSY_HOME)/demo_report.json
 
-test: $(STAMP) $(PG_INITDB)
+test: $(STAMP) $(PG_INITDB) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 # tests/test_postgres_instance.py starts a PostgreSQL server of its own; installed only where it is missing
 $(PG_INITDB):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15
+
+# tests/test_ui.py drives Debian's chromium with Playwright; installed only where it is missing
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
