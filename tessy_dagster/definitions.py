@@ -7,9 +7,10 @@ subprocesses or Kubernetes Jobs.
 
 import os
 
-from dagster import AssetSelection, Definitions, define_asset_job, load_assets_from_modules
+from dagster import (AssetSelection, Definitions, define_asset_job, load_asset_checks_from_modules,
+                     load_assets_from_modules)
 
-from assets import boundary, corpus, evaluation, inputs, synthesis, training
+from assets import audit, boundary, corpus, evaluation, inputs, synthesis, training
 from assets.partitions import arm_partitions, score_partitions
 from assets.retraining import prompts_sensor, refresh_inputs, retrain_schedule, with_retraining
 from resources import StepLauncher, TessyConfig
@@ -21,6 +22,8 @@ OVERRIDES = os.environ.get("TESSY_SETTINGS", "")
 settings = load_settings(PROFILE, OVERRIDES or None)
 
 all_assets = with_retraining(load_assets_from_modules([inputs, boundary, synthesis, corpus, training, evaluation]))
+# the lineage audit on the fine-tuned students and their scores; pass these to `materialize` beside all_assets
+all_checks = load_asset_checks_from_modules([audit])
 
 # the student's own responses depend on the inputs only, and every arm's corpus needs them
 inputs_and_boundary = AssetSelection.groups("inputs", "boundary") | AssetSelection.assets("student_responses")
@@ -28,6 +31,7 @@ arm_assets = AssetSelection.assets("cooperative_traces", "sft_corpus", "student_
 
 defs = Definitions(
     assets=all_assets,
+    asset_checks=all_checks,
     jobs=[
         define_asset_job("build_inputs_and_boundary", selection=inputs_and_boundary,
                          description="Inputs (toy world or a team's files), boundary dataset and boundary model, the "

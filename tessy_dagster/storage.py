@@ -33,18 +33,35 @@ def artifact_dir(home: str | Path, asset: str, partition: str | None = None) -> 
 
 def digest_dir(path: str | Path) -> str:
     """sha256 over the relative names and bytes of every file but the manifest, in a stable order."""
+    return _digest_dir(path, files=None)
+
+
+def digest_dir_and_files(path: str | Path) -> tuple[str, dict[str, str]]:
+    """`digest_dir` and each file's own sha256 by relative name, in one read of every file: the per-file
+    digests let an audit name the file that changed, where the folder digest only says that one did."""
+    files: dict[str, str] = {}
+    return _digest_dir(path, files=files), files
+
+
+def _digest_dir(path: str | Path, files: dict[str, str] | None) -> str:
     root = Path(path)
     h = hashlib.sha256()
     for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
-        h.update(str(file.relative_to(root)).encode())
-        _hash_file(h, file)
+        name = str(file.relative_to(root))
+        h.update(name.encode())
+        own = hashlib.sha256() if files is not None else None
+        _hash_file(h, file, also=own)
+        if own is not None:
+            files[name] = own.hexdigest()
     return h.hexdigest()
 
 
-def _hash_file(h, file: Path) -> None:
+def _hash_file(h, file: Path, also=None) -> None:
     with file.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+            if also is not None:
+                also.update(block)
 
 
 def digest_path(path: str | Path) -> str:
@@ -90,9 +107,12 @@ def work_dir(out_dir: str | Path, inputs: dict, settings: dict, code_version: st
 def write_manifest(folder: str | Path, *, inputs: dict, settings: dict, metrics: dict, code_version: str,
                    extra: dict | None = None) -> dict:
     """`extra` may name a `location` (an input read where it is, e.g. a team's model folder: downstream reads
-    that instead of this folder) and a `data_version` (the source's content digest, instead of this folder's)."""
+    that instead of this folder) and a `data_version` (the source's content digest, instead of this folder's).
+    `files` holds each file's sha256 by relative name, so an audit can name what changed after this."""
+    digest, files = digest_dir_and_files(folder)
     manifest = {
-        "digest": digest_dir(folder),
+        "digest": digest,
+        "files": files,
         "inputs": inputs,
         "settings": settings,
         "code_version": code_version,

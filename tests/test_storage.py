@@ -30,3 +30,23 @@ def test_manifest_digest_and_reuse(tmp_path):
 def test_missing_manifest_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="materialize"):
         read_manifest(tmp_path / "nothing")
+
+
+def test_manifest_names_each_files_digest_and_keeps_the_folder_digest(tmp_path):
+    """Per-file digests (for an audit to name the changed file) beside the folder digest, which stays the same
+    sha256 over names and bytes as before (existing data versions do not change)."""
+    import hashlib
+
+    target = tmp_path / "a"
+
+    def build(d):
+        (d / "sub").mkdir()
+        (d / "sub" / "f.txt").write_text("v")
+        (d / "g.bin").write_bytes(b"\x00\x01")
+        return {}
+
+    manifest = build_artifact(target, inputs={}, settings={}, code_version="1", build=build)
+    assert manifest["files"] == {"g.bin": hashlib.sha256(b"\x00\x01").hexdigest(),
+                                 "sub/f.txt": hashlib.sha256(b"v").hexdigest()}
+    folder = hashlib.sha256(b"g.bin" + b"\x00\x01" + b"sub/f.txt" + b"v").hexdigest()
+    assert manifest["digest"] == digest_dir(target) == folder
