@@ -83,6 +83,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `target`; on success it replaces `target` in two renames."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -95,6 +96,19 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         target.rename(old)
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_leftovers(target: str | Path) -> list[Path]:
+    """Delete the temporary and superseded folders of `target` that a killed writer left behind (a SIGKILL or
+    a lost pod skips atomic_dir's own cleanup). Safe because one writer of an artifact runs at a time: each
+    asset has a Dagster pool, limited to 1 by the instance (instance/dagster.yaml). Resume folders
+    (`.NAME.work-*`) are kept: they are what a rerun resumes from."""
+    target = Path(target)
+    leftovers = sorted(p for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*")
+                       for p in target.parent.glob(pattern) if p.is_dir())
+    for leftover in leftovers:
+        shutil.rmtree(leftover, ignore_errors=True)
+    return leftovers
 
 
 def work_dir(out_dir: str | Path, inputs: dict, settings: dict, code_version: str) -> Path:
