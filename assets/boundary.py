@@ -8,8 +8,9 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Asset
 from resources import StepLauncher, TessyConfig
 from tessy_dagster.boundary.dataset import CHECKS_FILE
 from tessy_dagster.boundary.quality import CHECKS
+from tessy_dagster.plots import boundary_figures
 
-from .common import OWNERS, materialize_heavy, outcome_metadata, upstream
+from .common import OWNERS, materialize_heavy, outcome_metadata, plot_metadata, upstream, with_metadata
 
 CODE_VERSION = "2"
 
@@ -55,6 +56,7 @@ def boundary_dataset(context: AssetExecutionContext, tessy: TessyConfig, launche
                    "metrics and first-switch accuracy in metadata and eval.json.")
 def boundary_model(context: AssetExecutionContext, tessy: TessyConfig, launcher: StepLauncher):
     inputs = {name: upstream(tessy, name) for name in ("boundary_dataset", "student_model")}
-    return materialize_heavy(context, tessy, launcher, asset="boundary_model", partition=None,
-                             step="boundary_model", inputs=inputs, settings=tessy.settings.boundary.model_dump(),
-                             code_version=CODE_VERSION)
+    result = materialize_heavy(context, tessy, launcher, asset="boundary_model", partition=None,
+                               step="boundary_model", inputs=inputs, settings=tessy.settings.boundary.model_dump(),
+                               code_version=CODE_VERSION)
+    return with_metadata(result, plot_metadata(boundary_figures(tessy.dir("boundary_model"))))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from dagster import DataVersion, MaterializeResult, MetadataValue
 
 from tessy_dagster.storage import build_artifact, data_location, data_version, read_manifest, reusable_manifest
@@ -55,3 +57,16 @@ def materialize_local(context, config, *, asset: str, partition: str | None, inp
                                   extra=extra)
     context.log.info(f"{asset}: {'reused' if reused else 'wrote'} {out_dir}")
     return result_from_manifest(manifest, out_dir, reused=reused)
+
+
+def plot_metadata(figures: dict[str, bytes]) -> dict:
+    """PNG figures ({title: png}) as Markdown metadata the Dagster UI shows inline (its Markdown allows
+    data: image sources)."""
+    return {title: MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
+            for title, png in figures.items()}
+
+
+def with_metadata(result: MaterializeResult, metadata: dict) -> MaterializeResult:
+    """The same result (data version, checks, tags) with more metadata."""
+    return MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **metadata},
+                             check_results=result.check_results, data_version=result.data_version, tags=result.tags)

@@ -8,8 +8,9 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetE
 from resources import StepLauncher, TessyConfig
 from tessy_dagster.corpus.drift_check import DriftThresholds
 from tessy_dagster.corpus.run import DRIFT_REPORT
+from tessy_dagster.plots import corpus_figures
 
-from .common import OWNERS, materialize_heavy, outcome_metadata, upstream
+from .common import OWNERS, materialize_heavy, outcome_metadata, plot_metadata, upstream
 from .partitions import arm_partitions
 
 CODE_VERSION = "3"
@@ -60,7 +61,8 @@ def sft_corpus(context: AssetExecutionContext, tessy: TessyConfig, launcher: Ste
     result = materialize_heavy(context, tessy, launcher, asset="sft_corpus", partition=arm, step="sft_corpus",
                                inputs=inputs, settings=settings, code_version=CODE_VERSION)
     verdict = json.loads((tessy.dir("sft_corpus", arm) / DRIFT_REPORT).read_text())
-    return MaterializeResult(metadata=result.metadata, data_version=result.data_version,
+    figures = plot_metadata(corpus_figures(tessy.dir("sft_corpus", arm), arm))
+    return MaterializeResult(metadata={**result.metadata, **figures}, data_version=result.data_version,
                              check_results=[drift_check_result(verdict)])
 
 

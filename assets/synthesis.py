@@ -26,9 +26,13 @@ def cooperative_traces(context: AssetExecutionContext, tessy: TessyConfig, launc
         ("boundary_model",) if ARM_PLAN[arm][0] == "cooperative" else ())
     inputs = {name: upstream(tessy, name) for name in names}
     s = tessy.settings
-    return materialize_heavy(context, tessy, launcher, asset="cooperative_traces", partition=arm,
-                             step="cooperative_traces", inputs=inputs, settings=s.cooperate.model_dump(),
-                             code_version=CODE_VERSION, arm=arm, context_tokens=s.boundary.context_tokens)
+    result = materialize_heavy(context, tessy, launcher, asset="cooperative_traces", partition=arm,
+                               step="cooperative_traces", inputs=inputs, settings=s.cooperate.model_dump(),
+                               code_version=CODE_VERSION, arm=arm, context_tokens=s.boundary.context_tokens)
+    from tessy_dagster.plots import trace_figures
+
+    from .common import plot_metadata, with_metadata
+    return with_metadata(result, plot_metadata(trace_figures(tessy.dir("cooperative_traces", arm), arm)))
 
 
 STUDENT_RESPONSES_VERSION = "2"

@@ -10,7 +10,7 @@ import os
 from dagster import (AssetSelection, Definitions, define_asset_job, load_asset_checks_from_modules,
                      load_assets_from_modules)
 
-from assets import audit, boundary, corpus, evaluation, inputs, synthesis, training
+from assets import audit, boundary, comparison, corpus, evaluation, inputs, synthesis, training
 from assets.partitions import arm_partitions, score_partitions
 from assets.retraining import prompts_sensor, refresh_inputs, retrain_schedule, with_retraining
 from resources import StepLauncher, TessyConfig
@@ -21,7 +21,8 @@ OVERRIDES = os.environ.get("TESSY_SETTINGS", "")
 # the schedule's cron and the sensor's interval are settings, read when the code location loads
 settings = load_settings(PROFILE, OVERRIDES or None)
 
-all_assets = with_retraining(load_assets_from_modules([inputs, boundary, synthesis, corpus, training, evaluation]))
+all_assets = with_retraining(load_assets_from_modules([inputs, boundary, synthesis, corpus, training, evaluation,
+                                                          comparison]))
 # the lineage audit on the fine-tuned students and their scores; pass these to `materialize` beside all_assets
 all_checks = load_asset_checks_from_modules([audit])
 
@@ -40,6 +41,8 @@ defs = Definitions(
                          description="One arm: traces, corpus (drift-checked), fine-tuned student."),
         define_asset_job("score", selection=AssetSelection.assets("benchmark_scores"),
                          partitions_def=score_partitions, description="Score one model on every benchmark suite."),
+        define_asset_job("compare_arms", selection=AssetSelection.assets("arm_comparison"),
+                         description="Compare every scored model (after `score`): the table, the verdict, the plots."),
         refresh_inputs,
     ],
     schedules=[retrain_schedule(settings.retrain)],
