@@ -30,7 +30,7 @@ from tessy_dagster.storage import MANIFEST, digest_json
 from .inputs import prompts_source
 
 REFRESH_JOB = "refresh_inputs"
-# What retraining rebuilds when an input changed; the comparison is there when its module defines it.
+# What retraining rebuilds when an input changed.
 REBUILT_ON_CHANGE = ("cooperative_traces", "sft_corpus", "student_checkpoint", "benchmark_scores", "arm_comparison")
 
 refresh_inputs = define_asset_job(
@@ -41,23 +41,34 @@ refresh_inputs = define_asset_job(
                 "sensor; automation then rebuilds every built arm whose inputs changed.")
 
 
-def rebuild_when_an_input_changed() -> AutomationCondition:
+# The comparison reads every arm's scores and corpus and reports the ones never built as missing: a missing
+# partition upstream (an arm not configured) must not hold it back.
+TOLERATES_MISSING_DEPS = {"arm_comparison"}
+
+
+def rebuild_when_an_input_changed(tolerate_missing_deps: bool = False) -> AutomationCondition:
     """True for a partition that exists, once a dependency's data version changed, when no dependency is
-    missing or in progress and it is not running already."""
+    in progress (nor missing, unless tolerated) and it is not running already."""
     changed = AutomationCondition.any_deps_match(AutomationCondition.data_version_changed())
-    return (changed.since_last_handled()
-            & ~AutomationCondition.missing()
-            & ~AutomationCondition.any_deps_missing()
-            & ~AutomationCondition.any_deps_in_progress()
-            & ~AutomationCondition.in_progress()).with_label("rebuild when an input changed")
+    condition = (changed.since_last_handled()
+                 & ~AutomationCondition.missing()
+                 & ~AutomationCondition.any_deps_in_progress()
+                 & ~AutomationCondition.in_progress())
+    if not tolerate_missing_deps:
+        condition = condition & ~AutomationCondition.any_deps_missing()
+    return condition.with_label("rebuild when an input changed")
 
 
 def with_retraining(assets: list) -> list:
     """The assets, with the rebuild condition on the ones retraining rebuilds."""
-    condition = rebuild_when_an_input_changed()
-    return list(map_asset_specs(
-        lambda spec: spec.replace_attributes(automation_condition=condition)
-        if spec.key.to_user_string() in REBUILT_ON_CHANGE else spec, assets))
+    def attach(spec):
+        name = spec.key.to_user_string()
+        if name not in REBUILT_ON_CHANGE:
+            return spec
+        return spec.replace_attributes(
+            automation_condition=rebuild_when_an_input_changed(name in TOLERATES_MISSING_DEPS))
+
+    return list(map_asset_specs(attach, assets))
 
 
 def retrain_schedule(settings: RetrainSettings) -> ScheduleDefinition:

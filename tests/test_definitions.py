@@ -8,7 +8,8 @@ def test_every_asset_is_documented_grouped_owned_and_versioned():
     specs = [spec for a in all_assets for spec in a.specs]
     assert {s.key.to_user_string() for s in specs} == {
         "prompts", "benchmark", "teacher_model", "student_model", "boundary_dataset", "boundary_model",
-        "cooperative_traces", "student_responses", "sft_corpus", "student_checkpoint", "benchmark_scores"}
+        "cooperative_traces", "student_responses", "sft_corpus", "student_checkpoint", "benchmark_scores",
+        "arm_comparison"}
     for spec in specs:
         assert spec.group_name and spec.owners and spec.code_version and spec.description and spec.kinds
 
