@@ -76,14 +76,15 @@ class MicroGraph:
 def micro_graph(tmp_path_factory):
     from dagster import DagsterInstance, materialize
 
-    from tessy_dagster.definitions import all_assets
+    from tessy_dagster.definitions import all_assets, all_checks
     from tessy_dagster.settings import ARMS
 
     home = tmp_path_factory.mktemp("tessy_home")
     dagster_home = tmp_path_factory.mktemp("dagster_home")
     instance = DagsterInstance.local_temp(str(dagster_home))
     run = lambda selection, partition=None: materialize(  # noqa: E731
-        all_assets, selection=selection, partition_key=partition, resources=micro_resources(home), instance=instance)
+        [*all_assets, *all_checks], selection=selection, partition_key=partition, resources=micro_resources(home),
+        instance=instance)
     results = {"inputs": run(UNPARTITIONED)}
     for arm in ARMS:
         results[arm] = run(ARM_ASSETS, arm)

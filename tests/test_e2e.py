@@ -83,11 +83,12 @@ def test_the_ablation_arms_run_through_the_assets(graph):
 def test_drift_check_ran_with_the_gx_suite(graph):
     _, _, results = graph
     for arm in ARMS:
-        [evaluation] = results[arm].get_asset_check_evaluations()
-        assert evaluation.check_name == "style_drift" and evaluation.passed
-        assert "row_count.observed" in evaluation.metadata
-    [tessy_eval] = results["tessy"].get_asset_check_evaluations()
-    assert "mean_teacher_token_share.observed" in tessy_eval.metadata
+        evaluations = {e.check_name: e for e in results[arm].get_asset_check_evaluations()}
+        assert set(evaluations) == {"style_drift", "lineage_audit"}
+        assert evaluations["style_drift"].passed and evaluations["lineage_audit"].passed
+        assert "row_count.observed" in evaluations["style_drift"].metadata
+        if arm == "tessy":
+            assert "mean_teacher_token_share.observed" in evaluations["style_drift"].metadata
 
 
 def test_a_rerun_reuses_unchanged_artifacts(graph):
