@@ -64,11 +64,14 @@ TRACES = pa.schema([
     ("answer_finish_reason", pa.string()),  # stop | length | none (no answer written)
     ("answer_author", pa.string()),  # student | teacher | none (no answer: the trace failed)
     ("attempts", _i32),
-    ("seed", pa.int64()),
+    ("seed", pa.int64()),  # this row's draw of its prompt: sample_seed(carry_over.prompt_seed(...), sample)
     ("sampling", pa.string()),
     ("teacher_digest", pa.string()),
     ("student_digest", pa.string()),
     ("boundary_digest", pa.string()),
+    # digest of everything the trace depends on (prompt, models, settings, code): a rerun carries the row over
+    # while it is unchanged (cooperate/carry_over.py)
+    ("trace_key", pa.string()),
     ("sample", _i32),  # 1..N: which sample of the prompt this is (cooperate.verify_answers draws up to N)
     ("thinking_passed", pa.bool_()),  # the thinking's final code passes the prompt's tests; null: no tests
     ("answer_passed", pa.bool_()),  # the answer passes the prompt's tests; null: no tests (corpus/correctness.py)

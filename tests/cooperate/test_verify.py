@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from tessy_dagster import schemas
 from tessy_dagster.corpus.correctness import judge_traces
+from tessy_dagster.cooperate.carry_over import prompt_seed
 from tessy_dagster.cooperate.run import sample_seed, write_traces
 from tessy_dagster.settings import CooperateSettings
 from tessy_dagster.storage import write_table
@@ -83,7 +84,7 @@ def test_verification_keeps_a_passing_sample_and_draws_failing_prompts_again(run
         if r["answer_passed"] is False:
             assert r["sample"] == N
     # each row records the seed of its own draw
-    assert all(r["seed"] == sample_seed(micro.cooperate.seed, r["sample"]) for r in rows)
+    assert all(r["seed"] == sample_seed(prompt_seed(micro.cooperate.seed, r["prompt_id"]), r["sample"]) for r in rows)
     judged = [r for r in rows if r["answer_passed"] is not None]
     assert metrics["samples_drawn"] == sum(r["sample"] for r in rows) >= len(rows) + N - 1
     assert metrics["verified_pass_rate"] == sum(r["answer_passed"] for r in judged) / len(judged)
@@ -93,7 +94,7 @@ def test_verification_keeps_a_passing_sample_and_draws_failing_prompts_again(run
 
 
 def test_verification_passes_at_least_as_often_as_one_draw(runs):
-    # the first draw of a shard uses the shard's own seed, as without verification
+    # the first draw of a prompt uses the prompt's own seed, as without verification
     off, on = runs["off"][0], runs["on"][0]
     assert on["verified_pass_rate"] >= off["answer_pass_rate"]
 
