@@ -70,7 +70,7 @@ def build_boundary_dataset(*, teacher_dir, student_dir, prompts_path, settings: 
                 rejected.append({**row, "reason": a.reason, "reply": a.reply})
             else:
                 accepted.append({**row, "style_spans": [{"start": s, "end": e} for s, e in a.spans]})
-        progress(f"annotated {min(start + ANNOTATION_BATCH, len(windows))}/{len(windows)} windows "
+        progress(f"windows {min(start + ANNOTATION_BATCH, len(windows))}/{len(windows)} annotated "
                  f"({annotator.name}): {len(rejected)} rejected so far")
     out_dir = Path(out_dir)
     write_table(pa.Table.from_pylist(accepted, schema=schemas.BOUNDARY_WINDOWS), out_dir / "windows.parquet",

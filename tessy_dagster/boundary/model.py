@@ -211,7 +211,7 @@ def train_predictor(role: str, rows: list[dict], settings: BoundarySettings, toy
             losses.append(loss.item())
         model.eval()
         metrics = evaluate(model, val, keep, settings.batch_size, pad)
-        progress(f"{name} epoch {epoch}/{settings.epochs}: train loss {sum(losses) / max(1, len(losses)):.4f}, "
+        progress(f"epoch {epoch}/{settings.epochs} of {name}: train loss {sum(losses) / max(1, len(losses)):.4f}, "
                  f"validation token accuracy {metrics['token_accuracy']:.4f}, style F1 {metrics['style_f1']:.4f}")
         if best is None or metrics["token_accuracy"] > best["token_accuracy"]:
             best, best_state = {**metrics, "epoch": epoch}, copy.deepcopy(model.state_dict())

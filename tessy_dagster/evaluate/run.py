@@ -48,8 +48,15 @@ def generate_samples(generator, problems: list[dict], settings: EvalSettings, co
     todo = [i for i, ok in enumerate(fits) for _ in range(settings.samples_per_problem) if ok]
     progress(f"generating {len(todo)} answers ({settings.samples_per_problem} per problem) to "
              f"{sum(fits)} problems; {len(fits) - sum(fits)} prompts do not fit the context of {context} tokens")
-    outs = iter(generator.generate([prompts[i] for i in todo], settings.max_new_tokens, settings.sampling,
-                                   stop_at_think_end=False))
+    # One call per batch of the hf backend, for a progress line each: it samples batch after batch either way,
+    # so the answers are the same as from one call. Other backends get every prompt at once.
+    chunk = getattr(generator, "batch_size", None) or max(1, len(todo))
+    generated = []
+    for start in range(0, len(todo), chunk):
+        generated += generator.generate([prompts[i] for i in todo[start:start + chunk]], settings.max_new_tokens,
+                                        settings.sampling, stop_at_think_end=False)
+        progress(f"answers {len(generated)}/{len(todo)} generated")
+    outs = iter(generated)
     rows = []
     for i, p in enumerate(problems):
         for sample in range(settings.samples_per_problem):

@@ -2,6 +2,10 @@
 
 A step is `python -m tessy_dagster.steps.NAME --params '<json>'` (or `--params @file.json`). Under
 Dagster it reports its materialization through Pipes; run by hand it prints the manifest instead.
+
+Progress lines go one way, so nothing shows twice: under Dagster as Pipes log messages, which Dagster keeps in
+the run's event log under the asset's step and prints on its console (`make demo` reads them there: the form of
+a line it draws a bar from is in `tessy_dagster/console.py`); run by hand, to stderr.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def run_step(build: Callable[[dict, Path, Callable[[str], None]], dict], argv: l
     """Parse params, build the artifact atomically with `build(params, tmp_dir, progress) -> metrics`,
     and report the result: metrics as metadata, the content digest as the data version."""
     _quiet_libraries()
-    from dagster_pipes import open_dagster_pipes
+    from dagster_pipes import PipesContext, open_dagster_pipes
 
     params = parse_params(argv)
     if node_rank() > 0:
@@ -54,9 +58,11 @@ def run_step(build: Callable[[dict, Path, Callable[[str], None]], dict], argv: l
 
             torch.set_num_threads(int(threads))
 
-        def progress(message: str) -> None:
-            print(message, file=sys.stderr, flush=True)
-            pipes.log.info(message)
+        if isinstance(pipes, PipesContext):  # launched by Dagster (else a no-op stand-in)
+            progress = pipes.log.info
+        else:
+            def progress(message: str) -> None:
+                print(message, file=sys.stderr, flush=True)
 
         # Steps that resume (cooperative_traces) keep finished shards here until the artifact is in place.
         params["work_dir"] = str(work_dir(params["out_dir"], params["inputs"], params["settings"],

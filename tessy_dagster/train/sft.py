@@ -101,7 +101,7 @@ def train_causal_lm(
         tokens += int(attention.sum())
         step += 1
         if step % log_every == 0:
-            progress(f"step {step} ({100 * done:.0f}% of the step or time budget) "
+            progress(f"step {step}/{total_steps} ({100 * done:.0f}% of the step or time budget), "
                      f"loss {sum(losses[-log_every:]) / log_every:.4f}, {tokens / (time.monotonic() - start):.0f} tok/s")
     model.eval()
     tail = losses[-20:] or [float("nan")]

@@ -176,7 +176,7 @@ def sft_config(settings: SftSettings, *, output_dir, has_validation: bool, choic
     )
 
 
-def _callbacks(settings: SftSettings, progress: Callable[[str], None], who: str, history: dict):
+def _callbacks(settings: SftSettings, progress: Callable[[str], None], history: dict):
     from transformers import TrainerCallback
 
     class EpochLog(TrainerCallback):
@@ -197,14 +197,14 @@ def _callbacks(settings: SftSettings, progress: Callable[[str], None], who: str,
                     state.global_step % settings.log_every == 0 or state.global_step == state.max_steps):
                 recent = [s["loss"] for s in history["steps"][-settings.log_every:]]
                 elapsed = time.monotonic() - history["start"]
-                progress(f"{who}: step {state.global_step}/{state.max_steps}, epoch {state.epoch:.2f}, "
+                progress(f"step {state.global_step}/{state.max_steps}, epoch {state.epoch:.2f}, "
                          f"loss {sum(recent) / len(recent):.4f}, {history.get('tokens', 0) / elapsed:.0f} tok/s")
 
         def on_step_end(self, args, state, control, **kwargs):
             over = time.monotonic() - history["start"] > settings.max_seconds
             if _any_rank(over, args.device) and not control.should_training_stop:
                 if state.is_world_process_zero:
-                    progress(f"{who}: {settings.max_seconds:.0f} s wall-clock cap reached at step "
+                    progress(f"{settings.max_seconds:.0f} s wall-clock cap reached at step "
                              f"{state.global_step} (epoch {state.epoch:.2f}): stopping, saving this partial epoch")
                 history["capped"] = True
                 control.should_training_stop = True  # the epoch ends here: evaluated and saved as every epoch
@@ -214,7 +214,10 @@ def _callbacks(settings: SftSettings, progress: Callable[[str], None], who: str,
                 return  # the same checkpoint saved again
             history["saves"].append({"step": state.global_step, "epoch": state.epoch})
             if state.is_world_process_zero:
-                message = f"{who}: epoch {state.epoch:.2f} saved"
+                epoch = state.epoch or 0.0
+                whole = abs(epoch - round(epoch)) < 1e-6
+                message = (f"epoch {round(epoch)}/{settings.epochs} saved" if whole
+                           else f"partial epoch {epoch:.2f} of {settings.epochs} saved")
                 if state.global_step in history["evals"]:
                     message += f", validation loss {history['evals'][state.global_step]:.4f}"
                 progress(message)
@@ -256,18 +259,18 @@ def train_student(*, student_dir, corpus_path, settings: SftSettings, out_dir, a
     choices = runtime_choices(settings)
     model = AutoModelForCausalLM.from_pretrained(str(student_dir), dtype=torch.float32,
                                                  attn_implementation=choices["attn_implementation"])
-    who = f"SFT of {Path(student_dir).name}" + (f", arm {arm}" if arm else "")
+    who = "SFT of the student" + (f" on arm {arm}'s corpus" if arm else "")
     trainer_dir = out_dir / ".trainer"
     args = sft_config(settings, output_dir=trainer_dir, has_validation=bool(val_idx), choices=choices)
     history: dict = {"steps": [], "evals": {}, "saves": [], "tokens": 0, "capped": False}
     trainer = SFTTrainer(model=model, args=args, train_dataset=sft_dataset([examples[i] for i in train_idx]),
                          eval_dataset=sft_dataset([examples[i] for i in val_idx]) if val_idx else None,
                          processing_class=tokenizer,
-                         callbacks=_callbacks(settings, progress, who, history))
+                         callbacks=_callbacks(settings, progress, history))
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not printed dicts
     world = trainer.accelerator.num_processes
     if trainer.is_world_process_zero():
-        progress(f"{who}: SFT on {len(train_idx)} records ({len(val_idx)} held out for validation) for up to "
+        progress(f"{who}: {len(train_idx)} records ({len(val_idx)} held out for validation) for up to "
                  f"{settings.epochs} epochs, batch {settings.batch_size} = {args.per_device_train_batch_size} per "
                  f"device x {args.gradient_accumulation_steps} accumulated x {world} processes, "
                  f"{choices['batching']} batches, {choices['attn_implementation']} attention, "
@@ -305,7 +308,7 @@ def train_student(*, student_dir, corpus_path, settings: SftSettings, out_dir, a
     }
     if chosen.get("validation_loss") is not None:
         metrics["validation_loss"] = chosen["validation_loss"]
-    progress(f"{who}: reported epoch {chosen['epoch']} ({settings.report_epoch}); final loss {metrics['final_loss']}")
+    progress(f"reported epoch {chosen['epoch']} ({settings.report_epoch}); final loss {metrics['final_loss']}")
     return metrics
 
 
