@@ -28,9 +28,11 @@ theirs. Several prompts drawn together seed torch once, from their seeds (`draw_
 depend on what ran before it and a resumed shard draws as the first attempt did. What this cannot give: the
 `hf` backend samples a whole batch from one RNG, so with temperature > 0 a prompt's text also depends on which
 prompts share its batch, and the traces an incremental run generates are other samples (same inputs, same
-seeds and provenance, same distribution) than a full rebuild would draw. With greedy decoding (temperature 0)
-a trace depends on its prompt alone and the incremental result equals a full rebuild's row for row
-(tests/cooperate/test_incremental.py checks both on the micro models).
+seeds and provenance, same distribution) than a full rebuild would draw (on the micro models every trace's
+text differs). With greedy decoding (temperature 0) no RNG is involved and on the micro models the incremental
+result equals a full rebuild's row for row, text included (tests/cooperate/test_incremental.py checks the
+provenance under sampling and whole rows under greedy decoding);
+on large models a different batch (other padding, other kernels) can still move a near-tie argmax.
 """
 
 from __future__ import annotations
