@@ -9,7 +9,7 @@ from tessy_dagster.cooperate.engine import ARM_PLAN
 from .common import OWNERS, materialize_heavy, upstream
 from .partitions import arm_partitions
 
-CODE_VERSION = "6"
+CODE_VERSION = "7"  # 7: trace_key per row, per-prompt seeds (incremental synthesis)
 
 
 @asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
@@ -35,7 +35,7 @@ def cooperative_traces(context: AssetExecutionContext, tessy: TessyConfig, launc
     return with_metadata(result, plot_metadata(trace_figures(tessy.dir("cooperative_traces", arm), arm)))
 
 
-STUDENT_RESPONSES_VERSION = "2"
+STUDENT_RESPONSES_VERSION = "3"
 
 
 @asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=STUDENT_RESPONSES_VERSION,
