@@ -84,6 +84,10 @@ def page(ui):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
+        # Dagster's one-time "Join the Dagster community" dialog opens whenever the UI decides to, over
+        # whatever the test is about to click: Playwright dismisses it before each action.
+        page.add_locator_handler(page.get_by_text("Join the Dagster community"),
+                                 lambda: page.get_by_role("button", name="Skip").click())
         yield page
         browser.close()
 
@@ -98,12 +102,9 @@ ALL_ASSETS = ("prompts", "benchmark", "teacher_model", "student_model", "boundar
 
 
 def _open(page, url: str, path: str, name: str, ready_text: str) -> None:
-    """Go to a page, dismiss Dagster's one-time community dialog, wait for `ready_text`, take a screenshot."""
+    """Go to a page, wait for `ready_text`, take a screenshot."""
     page.goto(url + path)
     page.get_by_text(ready_text, exact=True).first.wait_for()
-    skip = page.get_by_role("button", name="Skip")
-    if skip.count():
-        skip.click()
     page.wait_for_timeout(1000)  # the graph lays itself out after its data arrives
     _shot(page, name)
 
