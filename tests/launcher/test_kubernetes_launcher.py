@@ -113,8 +113,9 @@ def test_a_preempted_pod_is_retried_and_cooperative_traces_resume_from_the_volum
                   key=lambda p: p["_attempt"])
     assert [p["status"]["phase"] for p in pods] == ["Failed", "Succeeded"]
     assert any("failed: Evicted" in m for m in messages), messages
-    # the retry found the evicted pod's finished shards on the artifact volume
-    assert any(line.startswith("resuming: 2 of 4 shards") for line in cluster.pod_log(pods[1]["metadata"]["name"])), \
+    # the retry found the evicted pod's finished shards on the artifact volume (the step reports its progress
+    # as Pipes log messages: the line is inside one)
+    assert any("resuming: 2 of 4 shards" in line for line in cluster.pod_log(pods[1]["metadata"]["name"])), \
         cluster.pod_log(pods[1]["metadata"]["name"])
     traces = pq.read_table(world["home"] / "cooperative_traces" / "tessy" / "traces.parquet")
     assert sorted(traces.column("prompt_id").to_pylist()) == sorted(
