@@ -99,6 +99,10 @@ def test_two_materializations_of_the_same_partition_at_once_run_one_after_the_ot
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(REPO / "instance" / "dagster.yaml", dagster_home / "dagster.yaml")
+    # The instance's SQLite tables exist before the two terminals start, as in any DAGSTER_HOME used before:
+    # two processes creating them at the same moment race in Dagster's schema migration (alembic "more than
+    # one head"), and the loser's run dies holding its pool slot.
+    DagsterInstance.from_config(str(dagster_home)).get_runs()
     env = {**os.environ, "TESSY_PROFILE": "micro", "TESSY_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
     logs = [tmp_path / "terminal_1.log", tmp_path / "terminal_2.log"]
     with logs[0].open("w") as first_log, logs[1].open("w") as second_log:
