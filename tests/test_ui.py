@@ -130,9 +130,14 @@ def _show_markdown(page, key: str):
     """Open the metadata entry `key` (a Markdown value: the UI shows it in a dialog) and return the dialog."""
     row = page.locator("tr").filter(has=page.get_by_text(key, exact=True)).first
     row.get_by_text("[Show Markdown]").click()
-    dialog = page.get_by_role("dialog")
+    dialog = page.get_by_role("dialog").filter(has=page.get_by_text(key, exact=True))
     dialog.wait_for()
     return dialog
+
+
+def _close(page, dialog) -> None:
+    dialog.get_by_role("button", name="Close").click()
+    dialog.wait_for(state="detached")
 
 
 def test_the_comparison_shows_its_table_and_its_plots(ui, page):
@@ -144,7 +149,7 @@ def test_the_comparison_shows_its_table_and_its_plots(ui, page):
     for model in ("teacher", "base", "tessy", "teacher_only"):
         assert table.get_by_role("cell", name=model, exact=True).count() == 1, model
     _shot(page, "arm_comparison_table")
-    page.keyboard.press("Escape")
+    _close(page, dialog)
     for key in ("scores per suite", "style drift per arm"):
         dialog = _show_markdown(page, key)
         image = dialog.locator('img[src^="data:image/png"]')
@@ -152,7 +157,7 @@ def test_the_comparison_shows_its_table_and_its_plots(ui, page):
         width, height = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
         assert width > 100 and height > 100, (key, width, height)  # decoded, not a broken-image icon
         _shot(page, "arm_comparison_" + key.replace(" ", "_"))
-        page.keyboard.press("Escape")
+        _close(page, dialog)
 
 
 def test_the_schedule_and_the_sensor_are_listed(ui, page):
