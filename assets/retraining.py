@@ -18,14 +18,13 @@ What it leaves alone, on purpose:
 
 from __future__ import annotations
 
-import json
 
 from dagster import (AssetSelection, AutomationCondition, DefaultSensorStatus, RunRequest, ScheduleDefinition,
                      SensorEvaluationContext, SkipReason, define_asset_job, map_asset_specs, sensor)
 
 from resources import TessyConfig
 from tessy_dagster.settings import RetrainSettings
-from tessy_dagster.storage import MANIFEST, digest_json
+from tessy_dagster.storage import MANIFEST, digest_json, read_manifest
 
 from .inputs import prompts_source
 
@@ -89,9 +88,8 @@ def prompts_sensor(settings: RetrainSettings):
     def prompts_source_sensor(context: SensorEvaluationContext, tessy: TessyConfig):
         source = prompts_source(tessy.settings)
         digest = digest_json(source)
-        manifest_path = tessy.dir("prompts") / MANIFEST
-        if manifest_path.exists():
-            built_from = json.loads(manifest_path.read_text())["inputs"].get("source")
+        if (tessy.dir("prompts") / MANIFEST).exists():  # none yet: the first run builds it
+            built_from = read_manifest(tessy.dir("prompts"))["inputs"].get("source")
             if digest_json(built_from) == digest:
                 context.update_cursor(digest)
                 return SkipReason(f"the prompts artifact was built from this source already ({digest[:12]})")

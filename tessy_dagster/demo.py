@@ -4,8 +4,9 @@ Each materialization (one asset, one partition) is a `dagster asset materialize`
 so every run lands in DAGSTER_HOME and shows in the UI (`make ui`). The demo reads the asset graph from the code
 location and starts a run as soon as its upstream runs have succeeded, as many at once as the machine has cores
 (`--jobs`) and one per asset at a time: the teacher and the student train side by side, the references are scored
-while the arms are still being built, and one arm's steps follow the other's as in a pipeline. A step that shares the cores runs its torch on one thread (OMP_NUM_THREADS). A failed run
-(an arm blocked by its drift check) is reported, what depends on it is skipped, and the rest goes on.
+while the arms are still being built, and one arm's steps follow the other's as in a pipeline. Each run's torch
+gets the cores divided by the runs (OMP_NUM_THREADS: one thread each on two cores). A failed run (an arm blocked
+by its drift check) is reported, what depends on it is skipped, and the rest goes on.
 
 Everything Dagster and the steps print goes to the log file (`--log`, default $TESSY_HOME/demo.log), each line
 behind the name of its run; the terminal shows one line per materialization, with its progress while it runs
@@ -40,21 +41,28 @@ RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, "execut
 WARNING_FILTERS = ("ignore:Function `asset_materialize_command` is superseded",
                    "ignore:Function `PipesMessageReader.expected_writer_count` is currently in preview")
 GRAPH_CODE = """
-import json
+import json, os
+from dagster import DagsterInstance
 from tessy_dagster.definitions import defs
+if os.environ.get("DAGSTER_HOME"):
+    DagsterInstance.get().get_runs(limit=1)  # creates an empty home's tables, before two runs race to do it
 graph = defs.resolve_asset_graph()
 print(json.dumps([{"asset": key.to_user_string(), "deps": sorted(p.to_user_string() for p in graph.get(key).parent_keys),
                    "partitions": graph.get(key).partitions_def.get_partition_keys() if graph.get(key).partitions_def
                    else None} for key in graph.toposorted_asset_keys if graph.get(key).is_materializable]))
 """
+# Which ready run starts first: the one with the most work after it. What a run typically takes in the toy profile on
+# one core (CPU seconds, benchmarks/results/demo_timing_new.json); the rest, built inside the Dagster run, are light.
+TYPICAL_SECONDS = {"teacher_model": 370, "student_model": 300, "student_responses": 260, "cooperative_traces": 150,
+                   "benchmark_scores": 40, "boundary_model": 70, "student_checkpoint": 60, "boundary_dataset": 40,
+                   "sft_corpus": 30}
+LIGHT_SECONDS = 10
 COMPARISON = ("arm_comparison", "comparison.md")  # the asset whose markdown is the demo's last word, and its file
 # (column, suite, path into that suite's summary): the table printed when there is no arm comparison
 COLUMNS = (("toy pass@1", "toy", ("pass@1",)), ("1-step", "toy", ("by_difficulty", "1-step", "pass@1")),
            ("2-step", "toy", ("by_difficulty", "2-step", "pass@1")),
            ("3-step", "toy", ("by_difficulty", "3-step", "pass@1")),
-           ("teacher markers", "toy", ("teacher_marker_rate",)), ("student markers", "toy", ("student_marker_rate",)),
-           ("HumanEval pass@1", "humaneval", ("pass@1",)),
-           ("HumanEval prompts over context", "humaneval", ("prompt_too_long",)))
+           ("teacher markers", "toy", ("teacher_marker_rate",)), ("student markers", "toy", ("student_marker_rate",)))
 
 
 @dataclass
@@ -64,7 +72,7 @@ class Task:
     partition: str | None
     deps: list["Task"] = field(default_factory=list)
     view: StepView | None = None
-    chain: int = 0  # tasks on the longest path from here to the end of the graph: what to start first
+    chain: float = 0.0  # typical seconds of the longest path from here to the end of the graph: what to start first
     threads: int | None = None
     cpu_seconds: float | None = None
 
@@ -89,13 +97,15 @@ def plan(graph: list[dict], scored: tuple[str, ...]) -> list[Task]:
             by_asset.setdefault(node["asset"], []).append(task)
     for task in reversed(tasks):  # children come later in the graph's order
         children = [t for t in tasks if task in t.deps]
-        task.chain = 1 + max((c.chain for c in children), default=0)
+        task.chain = TYPICAL_SECONDS.get(task.asset, LIGHT_SECONDS) + max((c.chain for c in children), default=0.0)
     return tasks
 
 
 def read_graph(log) -> list[dict]:
     """The code location's materializable assets in dependency order, with their upstream assets and partitions
-    (a subprocess: this module never imports Dagster)."""
+    (a subprocess: this module never imports Dagster). It also creates the instance's tables in an empty
+    DAGSTER_HOME: the first two runs start at once, and two processes creating them race in Dagster's schema
+    migration."""
     proc = subprocess.run([sys.executable, "-c", GRAPH_CODE], capture_output=True, text=True)
     for line in proc.stderr.splitlines():
         log("graph", line)
@@ -157,22 +167,18 @@ def failure_note(tail: list[str]) -> str:
 
 
 def next_task(ready: list[Task], running: list[Task]) -> Task | None:
-    """What to start next: the ready task with the longest chain, never a second task of a running asset."""
+    """What to start next: the ready task with the most work after it, never a second task of a running asset."""
     busy = {t.asset for t in running}
     return next((t for t in sorted(ready, key=lambda t: -t.chain) if t.asset not in busy), None)
 
 
-def torch_threads(cores: int, jobs: int, running: list[Task], ready: list[Task], task: Task) -> int:
-    """torch's threads for `task`: the cores shared among the tasks running with it and those that could start
-    beside it now (one thread each on two busy cores; all of them when it runs alone)."""
-    could_start = len({t.asset for t in ready} - {t.asset for t in running} - {task.asset})
-    return max(1, cores // min(jobs, len(running) + 1 + could_start))
-
-
-def run_all(tasks: list[Task], jobs: int, log: Log, console: Console) -> None:
-    """Start each task once its dependencies have succeeded, `jobs` at a time, longest chain first, and one task
-    of an asset at a time (the instance's pools, instance/dagster.yaml, would hold a second one back anyway)."""
-    cores = os.cpu_count() or 1
+def run_all(tasks: list[Task], jobs: int, log: Log, console: Console, after_each=lambda: None) -> None:
+    """Start each task once its dependencies have succeeded, `jobs` at a time, the most work after it first, one task
+    of an asset at a time (the instance's pools, instance/dagster.yaml, would hold a second one back anyway).
+    `after_each` is called when a task has ended."""
+    # torch's threads per run: the cores shared among the runs, never more threads than cores (a step that ran on
+    # two threads while another shared the cores waited at every parallel region for a thread not running)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     finished: queue.Queue = queue.Queue()
     pending, running, outcome = list(tasks), {}, {}
     while pending or running:
@@ -188,7 +194,7 @@ def run_all(tasks: list[Task], jobs: int, log: Log, console: Console) -> None:
                 break
             ready.remove(task)
             pending.remove(task)
-            task.threads = torch_threads(cores, jobs, list(running.values()), ready, task)
+            task.threads = threads
             env = {**os.environ, "OMP_NUM_THREADS": str(task.threads)}
             console.start(task.view, time.monotonic())
             threading.Thread(target=run_task, args=(task, env, log, console, finished), daemon=True).start()
@@ -203,6 +209,7 @@ def run_all(tasks: list[Task], jobs: int, log: Log, console: Console) -> None:
         del running[task.label]
         console.finish(task.view, time.monotonic(), code == 0, "" if code == 0 else failure_note(tail))
         outcome[task.label] = task.view.status
+        after_each()
 
 
 def _cell(summary: dict, suite: str, path: tuple) -> str:
@@ -241,6 +248,21 @@ def arm_metrics(home: Path, arms: tuple[str, ...]) -> dict:
     return out
 
 
+def write_report(path: Path, tasks: list[Task], start: float, home: Path, scored: tuple[str, ...],
+                 arms: tuple[str, ...]) -> None:
+    """The run so far: its wall time, each step's status, start, wall and CPU seconds and torch threads, and the
+    scores and arm metrics written by then (rewritten as each step ends, so a stopped demo leaves its record)."""
+    steps = [{"step": t.label, "asset": t.asset, "partition": t.partition, "status": t.view.status,
+              "start_seconds": round(t.view.started - start, 1) if t.view.started is not None else None,
+              "wall_seconds": round(t.view.ended - t.view.started, 1) if t.view.ended is not None else None,
+              "cpu_seconds": round(t.cpu_seconds, 1) if t.cpu_seconds is not None else None,
+              "torch_threads": t.threads} for t in tasks]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"wall_seconds": round(time.monotonic() - start, 1),
+                                "status": {t.label: t.view.status for t in tasks}, "steps": steps,
+                                "scores": scores_table(home, scored)[1], "arms": arm_metrics(home, arms)}, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", default=None, help="write the wall time, each step's times and the scores here")
@@ -266,32 +288,26 @@ def main(argv: list[str] | None = None) -> int:
     console.say(f"TESSY demo, profile {profile}: {len(tasks)} materializations, up to {args.jobs} at a time "
                 f"(arms: {', '.join(arms)})")
     console.say(f"full log: {log.path}\n")
+    def report() -> None:
+        if args.report:
+            write_report(Path(args.report), tasks, start, home, scored, arms)
+
     try:
-        run_all(tasks, max(1, args.jobs), log, console)
+        run_all(tasks, max(1, args.jobs), log, console, after_each=report)
     except KeyboardInterrupt:  # the runs got the same SIGINT from the terminal, and stop their steps
         console.say(f"\ninterrupted; full log: {log.path}")
         return 130
     wall = time.monotonic() - start
-    status = {t.label: t.view.status for t in tasks}
     comparison_task = next((t for t in tasks if t.asset == COMPARISON[0]), None)
     comparison_file = artifact_dir(home, COMPARISON[0]) / COMPARISON[1]
-    table, data = scores_table(home, scored)
     console.say(f"\nTESSY demo (profile {profile}), wall time {wall / 60:.1f} min; full log: {log.path}\n")
     if comparison_task and comparison_task.view.status in ("ok", "reused") and comparison_file.exists():
         console.say(comparison_file.read_text().rstrip())
     else:
-        console.say(table)
-    if args.report:
-        steps = [{"step": t.label, "asset": t.asset, "partition": t.partition, "status": t.view.status,
-                  "start_seconds": round(t.view.started - start, 1) if t.view.started is not None else None,
-                  "wall_seconds": round(t.view.ended - t.view.started, 1) if t.view.ended is not None else None,
-                  "cpu_seconds": round(t.cpu_seconds, 1) if t.cpu_seconds is not None else None,
-                  "torch_threads": t.threads} for t in tasks]
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps({"wall_seconds": round(wall, 1), "status": status, "steps": steps,
-                                                 "scores": data, "arms": arm_metrics(home, arms)}, indent=2))
+        console.say(scores_table(home, scored)[0])
+    report()
     log.close()
-    return 0 if all(s in ("ok", "reused") for s in status.values()) else 1
+    return 0 if all(t.view.status in ("ok", "reused") for t in tasks) else 1
 
 
 if __name__ == "__main__":

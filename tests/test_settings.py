@@ -69,7 +69,7 @@ def test_input_settings_name_what_is_missing(tmp_path):
 
 
 def test_default_suites_follow_the_source(tmp_path):
-    assert [b.suite_name for b in load_settings("toy").inputs.benchmark] == ["toy", "humaneval"]
+    assert [b.suite_name for b in load_settings("toy").inputs.benchmark] == ["toy"]
     path = tmp_path / "o.json"
     path.write_text(json.dumps({"inputs": {"source": "files", "prompts": {"path": "p"}, "teacher_model": {"path": "t"},
                                            "student_model": {"path": "s"}}}))

@@ -191,6 +191,21 @@ def test_extraction_rules():
     assert extract_code("print(1)") == "" and extract_code("```python\nprint(1)") == ""
 
 
+def test_judge_many_runs_each_distinct_program_once():
+    # A program that passes on a coin flip: run 24 times it would get both verdicts (all alike with chance 2**-23);
+    # judged once, every copy (fenced, unfenced, trailing blank lines) shares the one verdict.
+    row = {"problem_id": "t1", "kind": "toy", "tests": toy_tests("f", [1], [2])}
+    coin = "import os\ndef f(x):\n    return x + 1 if os.urandom(1)[0] < 128 else x"
+    copies = [coin, f"```python\n{coin}\n```\n", coin + "\n\n"] * 8
+    verdicts = judge_many([(row, answer) for answer in copies], workers=2)
+    assert len({(v.status, v.passed) for v in verdicts}) == 1
+    # other tests, another program: judged apart, in the pairs' order
+    other = {"problem_id": "t2", "kind": "toy", "tests": toy_tests("f", [1], [5])}
+    got = judge_many([(other, "def f(x):\n    return 5"), (row, "def f(x):\n    return 5"),
+                      (other, "    def f(x):\n        return 5")], workers=2)
+    assert [v.status for v in got] == ["passed", "failed", "error"]  # leading indentation is kept
+
+
 def test_livecodebench_output_comparison():
     assert outputs_match("3\n", "3") and outputs_match("  3  \n\n", "3\n")
     assert outputs_match("2.50 4.0\n", "2.5 4") and outputs_match("1e3", "1000")

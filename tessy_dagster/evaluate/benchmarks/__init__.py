@@ -28,7 +28,7 @@ from .livecodebench_judge import judge_livecodebench
 from .passk import pass_at_k, summarize_scores
 from .toy import judge_toy, toy_tests
 
-__all__ = ["BENCHMARK_PROBLEMS", "VERDICT_STATUSES", "Verdict", "load_suite", "judge", "judge_many",
+__all__ = ["BENCHMARK_PROBLEMS", "VERDICT_STATUSES", "Verdict", "load_suite", "judge", "judge_many", "judged_program",
            "pass_at_k", "summarize_scores", "toy_tests", "extract_fenced_code", "last_boxed",
            "load_humaneval", "load_livecodebench", "load_final_answer"]
 
@@ -72,10 +72,27 @@ def judge(problem_row: dict, answer: str, limits: SandboxLimits = SandboxLimits(
     return _JUDGES[kind](tests, answer, limits)
 
 
+def judged_program(problem_row: dict, answer: str) -> tuple:
+    """What the judge runs of an answer, with the tests it runs it on: answers with equal keys get equal
+    verdicts. The toy and HumanEval judges run the answer's last fenced block (`extract_fenced_code`), and
+    trailing whitespace never changes a Python program; the other judges read the answer as it is."""
+    kind, tests = problem_row.get("kind"), problem_row.get("tests")
+    if not isinstance(answer, str) or not isinstance(tests, str):  # judge() rejects it, with the problem's id
+        return kind, repr(tests), repr(answer)
+    return kind, tests, extract_fenced_code(answer).rstrip() if kind in ("toy", "humaneval") else answer
+
+
 def judge_many(pairs: list[tuple[dict, str]], limits: SandboxLimits = SandboxLimits(),
                workers: int = 2) -> list[Verdict]:
-    """judge() of each (problem_row, answer), in order; `workers` sandbox runs at a time."""
+    """judge() of each (problem_row, answer), in order; `workers` sandbox runs at a time. Each distinct
+    program is run once (`judged_program`): a trace's thinking usually ends in the very code its answer gives,
+    and in the toy world many prompts share a solution, so about half of a corpus' runs were repeats."""
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
+    keys = [judged_program(problem, answer) for problem, answer in pairs]
+    first = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda pair: judge(pair[0], pair[1], limits), pairs))
+        verdicts = dict(zip(first, pool.map(lambda i: judge(pairs[i][0], pairs[i][1], limits), first.values())))
+    return [verdicts[key] for key in keys]
