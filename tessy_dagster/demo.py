@@ -52,9 +52,9 @@ print(json.dumps([{"asset": key.to_user_string(), "deps": sorted(p.to_user_strin
                    else None} for key in graph.toposorted_asset_keys if graph.get(key).is_materializable]))
 """
 # Which ready run starts first: the one with the most work after it. What a run typically takes in the toy profile on
-# one core (CPU seconds, benchmarks/results/demo_timing_new.json); the rest, built inside the Dagster run, are light.
-TYPICAL_SECONDS = {"teacher_model": 370, "student_model": 300, "student_responses": 260, "cooperative_traces": 150,
-                   "benchmark_scores": 40, "boundary_model": 70, "student_checkpoint": 60, "boundary_dataset": 40,
+# one core (CPU seconds, rounded, benchmarks/results/demo_toy_2026-12-03.json); the rest are light.
+TYPICAL_SECONDS = {"teacher_model": 350, "student_model": 270, "student_responses": 160, "cooperative_traces": 110,
+                   "boundary_model": 60, "student_checkpoint": 60, "benchmark_scores": 40, "boundary_dataset": 35,
                    "sft_corpus": 30}
 LIGHT_SECONDS = 10
 COMPARISON = ("arm_comparison", "comparison.md")  # the asset whose markdown is the demo's last word, and its file

@@ -154,8 +154,8 @@ def test_the_plan_runs_the_scored_partitions_each_after_its_own_upstream():
                                              "benchmark_scores [tessy]", "benchmark_scores [teacher_only]",
                                              "sft_corpus [tessy]", "sft_corpus [teacher_only]"])
     # what starts first: the most typical seconds of work on the longest path to the end of the graph
-    assert tasks["student_model"].chain == 300 + 30 + 60 + 40 + 10  # its corpus, checkpoint, scores, comparison
-    assert tasks["teacher_model"].chain == 370 + 40 + 10
+    assert tasks["student_model"].chain == 270 + 30 + 60 + 40 + 10  # its corpus, checkpoint, scores, comparison
+    assert tasks["teacher_model"].chain == 350 + 40 + 10
     assert tasks["arm_comparison"].chain == 10
 
 
