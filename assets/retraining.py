@@ -18,7 +18,6 @@ What it leaves alone, on purpose:
 
 from __future__ import annotations
 
-
 from dagster import (AssetSelection, AutomationCondition, DefaultSensorStatus, RunRequest, ScheduleDefinition,
                      SensorEvaluationContext, SkipReason, define_asset_job, map_asset_specs, sensor)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .console import Console, StepView, label_of, step_message
 from .settings import REFERENCE_MODELS, load_settings
-from .storage import artifact_dir, tessy_home
+from .storage import MANIFEST, artifact_dir, read_manifest, tessy_home
 
 # Dagster's console at INFO (its DEBUG lines are events the UI shows better); one process per run: the in-process
 # executor runs the single asset in the CLI process instead of spawning a worker to import the code location again.
@@ -221,18 +221,18 @@ def _cell(summary: dict, suite: str, path: tuple) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def scores_table(home: Path, scored: tuple[str, ...]) -> tuple[str, dict]:
-    rows, data = [], {}
-    for arm in scored:
-        path = artifact_dir(home, "benchmark_scores", arm) / "summary.json"
-        if not path.exists():
-            rows.append(f"| {arm} | " + " | ".join("n/a" for _ in COLUMNS) + " |")
-            continue
-        summary = json.loads(path.read_text())
-        data[arm] = summary
-        rows.append(f"| {arm} | " + " | ".join(_cell(summary, suite, keys) for _, suite, keys in COLUMNS) + " |")
+def read_scores(home: Path, scored: tuple[str, ...]) -> dict:
+    """Per scored model or arm, its benchmark_scores summary, where it has been written."""
+    paths = {arm: artifact_dir(home, "benchmark_scores", arm) / "summary.json" for arm in scored}
+    return {arm: json.loads(path.read_text()) for arm, path in paths.items() if path.exists()}
+
+
+def scores_table(scores: dict, scored: tuple[str, ...]) -> str:
+    """The Markdown table of COLUMNS per scored model or arm (n/a where it has no summary)."""
+    rows = [f"| {arm} | " + " | ".join(_cell(scores[arm], suite, keys) if arm in scores else "n/a"
+                                      for _, suite, keys in COLUMNS) + " |" for arm in scored]
     header = "| arm | " + " | ".join(c for c, _, _ in COLUMNS) + " |\n|" + "---|" * (len(COLUMNS) + 1)
-    return header + "\n" + "\n".join(rows), data
+    return header + "\n" + "\n".join(rows)
 
 
 def arm_metrics(home: Path, arms: tuple[str, ...]) -> dict:
@@ -242,9 +242,9 @@ def arm_metrics(home: Path, arms: tuple[str, ...]) -> dict:
     for arm in arms:
         out[arm] = {}
         for asset in ("cooperative_traces", "sft_corpus", "student_checkpoint"):
-            path = artifact_dir(home, asset, arm) / "manifest.json"
-            if path.exists():
-                out[arm][asset] = json.loads(path.read_text())["metrics"]
+            folder = artifact_dir(home, asset, arm)
+            if (folder / MANIFEST).exists():
+                out[arm][asset] = read_manifest(folder)["metrics"]
     return out
 
 
@@ -260,7 +260,7 @@ def write_report(path: Path, tasks: list[Task], start: float, home: Path, scored
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"wall_seconds": round(time.monotonic() - start, 1),
                                 "status": {t.label: t.view.status for t in tasks}, "steps": steps,
-                                "scores": scores_table(home, scored)[1], "arms": arm_metrics(home, arms)}, indent=2))
+                                "scores": read_scores(home, scored), "arms": arm_metrics(home, arms)}, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     console.say(f"TESSY demo, profile {profile}: {len(tasks)} materializations, up to {args.jobs} at a time "
                 f"(arms: {', '.join(arms)})")
     console.say(f"full log: {log.path}\n")
+
     def report() -> None:
         if args.report:
             write_report(Path(args.report), tasks, start, home, scored, arms)
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if comparison_task and comparison_task.view.status in ("ok", "reused") and comparison_file.exists():
         console.say(comparison_file.read_text().rstrip())
     else:
-        console.say(scores_table(home, scored)[0])
+        console.say(scores_table(read_scores(home, scored), scored))
     report()
     log.close()
     return 0 if all(t.view.status in ("ok", "reused") for t in tasks) else 1
