@@ -50,14 +50,24 @@ def timed(function, tally):
 
 
 class Timed:
-    """Wraps an object and adds up the seconds spent in one of its methods."""
+    """Wraps an object and adds up the seconds spent in one of its methods (and, for a generator's
+    `generate`, the tokens it returned: decode positions, whatever the backend)."""
 
     def __init__(self, inner, method: str):
-        self.inner, self.method, self.seconds, self.calls = inner, method, 0.0, 0
+        self.inner, self.method, self.seconds, self.calls, self.tokens_out = inner, method, 0.0, 0, 0
 
     def __getattr__(self, name):
         attr = getattr(self.inner, name)
-        return timed(attr, self) if name == self.method else attr
+        if name != self.method:
+            return attr
+        if name != "generate":
+            return timed(attr, self)
+
+        def generate(*args, **kwargs):
+            outs = timed(attr, self)(*args, **kwargs)
+            self.tokens_out += sum(o.n_tokens for o in outs)
+            return outs
+        return generate
 
 
 class ForwardTimer:
@@ -102,8 +112,34 @@ def prompt_token_counts(models) -> tuple[int | None, int | None]:
     return (sum(m.computed_tokens for m in models.values()), sum(m.reused_tokens for m in models.values()))
 
 
-def run_arm(arm, prompts, models, boundary, settings, report: bool = True) -> dict:
+def cost_per_finished_trace(rows, models, generators, prefill_before, boundary_tokens: int,
+                            parameters: dict) -> dict:
+    """Tokens each model processed and the compute they cost, per finished trace (one whose thinking ended
+    by itself: a retried or truncated sample costs its tokens and yields no trace). Compute is the usual
+    2 x parameters x tokens for each model, prefill (prompt tokens run through the model) and decode (tokens
+    generated) apart; attention over the context is left out, as the approximation does."""
+    finished = sum(r["ended"] == "end_of_thinking" for r in rows)
+    tokens, flops = {}, {}
+    for role, model in models.items():
+        kept_thinking = sum(r[f"n_own_tokens_{role}"] for r in rows)
+        answers = [r["answer"] for r in rows if r["answer_author"] == role]
+        prefill = None if prefill_before[role] is None else model.computed_tokens - prefill_before[role]
+        tokens[role] = {"prefill": prefill, "decode": generators[role].tokens_out,
+                        "kept": kept_thinking + sum(model.count_tokens(answers))}
+        flops[f"{role}_prefill"] = None if prefill is None else 2 * parameters[role] * prefill
+        flops[f"{role}_decode"] = 2 * parameters[role] * generators[role].tokens_out
+    tokens["boundary"] = boundary_tokens
+    flops["boundary"] = 2 * parameters["boundary"] * boundary_tokens
+    per_trace = {k: None if v is None or not finished else round(v / finished) for k, v in flops.items()}
+    per_trace["total"] = (None if not finished or any(v is None for v in flops.values())
+                          else round(sum(flops.values()) / finished))
+    return {"finished_traces": finished, "tokens": tokens, "flops_per_finished_trace": per_trace}
+
+
+def run_arm(arm, prompts, models, boundary, settings, parameters: dict, report: bool = True) -> dict:
     generators = {role: Timed(model, "generate") for role, model in models.items()}
+    prefill_before = {role: getattr(model, "computed_tokens", None) for role, model in models.items()}
+    boundary_before = boundary.tokens_computed if boundary else 0
     timed_boundary = Timed(boundary, "cuts") if boundary else None
     engine = CooperativeEngine(generators, timed_boundary, settings, provenance={}, progress=lambda m: None)
     generation_modules, boundary_modules = torch_modules(models, boundary)
@@ -135,6 +171,8 @@ def run_arm(arm, prompts, models, boundary, settings, report: bool = True) -> di
         "rollback_share_of_generated": round(sum(r["rollback_tokens"] for r in rows) / generated, 4) if generated else 0.0,
         "teacher_token_share": round(sum(r["n_tokens_teacher"] for r in rows) / thinking_tokens, 4) if thinking_tokens else 0.0,
         "ended": {e: sum(r["ended"] == e for r in rows) for e in sorted({r["ended"] for r in rows})},
+        **cost_per_finished_trace(rows, models, generators, prefill_before,
+                                  boundary.tokens_computed - boundary_before if boundary else 0, parameters),
     }
     if report:
         print(json.dumps(result), flush=True)
@@ -151,6 +189,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--in-flight", type=int, default=None,
                         help="sequences in flight (cooperate.batch_size); default: the settings'")
+    parser.add_argument("--round-engine", action="store_true",
+                        help="hf: k tokens a round, then cut and roll back (cooperate.cut_while_decoding off)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     import torch
@@ -160,6 +200,8 @@ def main() -> None:
         update={"backend": args.backend})})
     if args.in_flight:
         coop = coop.model_copy(update={"batch_size": args.in_flight})
+    if args.round_engine:
+        coop = coop.model_copy(update={"cut_while_decoding": False})
     home = tessy_home()
     prompts = sorted((r["problem_id"], r["prompt"])
                      for r in read_table(artifact_dir(home, "prompts") / "prompts.parquet").to_pylist())[:args.prompts]
@@ -167,15 +209,19 @@ def main() -> None:
               for role in ("teacher", "student")}
     boundary = BoundaryPredictor(artifact_dir(home, "boundary_model"), context_tokens=settings.boundary.context_tokens,
                                  batch_size=coop.batch_size)
+    # Each token goes through one predictor (its role's), and the two are the same size.
+    parameters = {**{role: parameter_count(model.model_dir) for role, model in models.items()},
+                  "boundary": parameter_count(artifact_dir(home, "boundary_model") / "teacher")}
     runs = {"teacher_only": [], "tessy": []}
     # A first pass over one full batch, not timed: the first calls into a model are slow (allocations, lazy
     # imports), and without it the arm that happens to run first would pay for that.
     for arm in runs:
-        run_arm(arm, prompts[:coop.batch_size], models, boundary if arm == "tessy" else None, coop, report=False)
+        run_arm(arm, prompts[:coop.batch_size], models, boundary if arm == "tessy" else None, coop, parameters,
+                report=False)
     for repeat in range(args.repeats):
         torch.manual_seed(coop.seed + repeat)
         for arm in runs:
-            runs[arm].append(run_arm(arm, prompts, models, boundary if arm == "tessy" else None, coop))
+            runs[arm].append(run_arm(arm, prompts, models, boundary if arm == "tessy" else None, coop, parameters))
     ratios = [round(b["output_tokens_per_second"] / a["output_tokens_per_second"], 3)
               for a, b in zip(runs["teacher_only"], runs["tessy"])]
     # The same ratio over model forward time alone (hf): where it would stand if the engine and the backend
@@ -187,7 +233,8 @@ def main() -> None:
     report = {
         "backend": args.backend, "profile": args.profile, "settings_file": args.settings, "prompts": len(prompts),
         "generation": coop.generation.model_dump(),
-        "model_parameters": {role: parameter_count(model.model_dir) for role, model in models.items()},
+        "model_parameters": parameters, "cut_while_decoding": coop.cut_while_decoding and args.backend == "hf",
+        "turn_tokens": coop.turn_tokens,
         "sequences_in_flight": coop.batch_size, "chunk_tokens": {"teacher": coop.teacher_chunk_tokens,
                                                                   "student": coop.student_chunk_tokens},
         "tessy_over_teacher_only_tokens_per_second": statistics.median(ratios),

@@ -281,6 +281,11 @@ class CooperateSettings(_Strict):
     max_rounds: int = Field(200, ge=1)
     max_retries: int = Field(2, ge=0)
     batch_size: int = Field(256, ge=1)  # sequences in flight; each round splits them between the two roles
+    # hf: the boundary model follows each chunk as it is decoded and the sequence stops at its cut (no
+    # chunk of k tokens rolled back); a turn then decodes up to `turn_tokens` before the engine checks its
+    # stops (length budget, repetition). vllm / openai decode on a server: they use the chunk sizes above.
+    cut_while_decoding: bool = True
+    turn_tokens: int = Field(64, ge=1)
     repetition_min_words: int = Field(3, ge=1)
     repetition_max_words: int = Field(50, ge=1)
     repetition_count: int = Field(8, ge=2)

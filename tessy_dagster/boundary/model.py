@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..settings import BoundarySettings
+from .follow import ChunkFollower, switch_starts_of
 from .windows import shift_left, token_is_style, word_index_of_chars
 
 ROLE_KEEPS = {"student": 1, "teacher": 0}  # the label a role keeps writing; the first other label is its cut
@@ -260,50 +261,53 @@ class BoundaryPredictor:
             )
         self.context_tokens = context_tokens
         self.batch_size = batch_size
+        self.tokens_computed = 0  # positions the predictors have run, followers' included (padding excluded)
 
     def cuts(self, contexts: list[str], chunks: list[str], roles: list[str]) -> list[Cut]:
         """Student chunks end at the first token B_S predicts capability, teacher chunks at the first token
         B_T predicts style; a chunk with no such token is kept whole and its role goes on."""
+        out = []
+        for chunk, role, starts in zip(chunks, roles, self.switch_starts(contexts, chunks, roles)):
+            offset = starts[0] if starts else len(chunk)
+            out.append(Cut(offset, role if offset >= len(chunk) else OTHER_ROLE[role]))
+        return out
+
+    def switch_starts(self, contexts: list[str], chunks: list[str], roles: list[str]) -> list[list[int]]:
+        """Per chunk, the offsets of every token its role's predictor gives to the other role (whitespace
+        aside), in order: one forward pass per predictor per batch, over the context's last
+        `context_tokens` tokens and the chunk."""
         unknown = sorted({r for r in roles if r not in PREDICTORS})
         if unknown:
             raise ValueError(f"unknown role(s) {unknown}; the boundary model knows {sorted(PREDICTORS)}")
-        out: list[Cut | None] = [None] * len(chunks)
+        out: list[list[int]] = [[] for _ in chunks]
         for role in PREDICTORS:
             index = [i for i, r in enumerate(roles) if r == role]
             for start in range(0, len(index), self.batch_size):
                 part = index[start:start + self.batch_size]
-                offsets = self._cut_offsets(role, [contexts[i] for i in part], [chunks[i] for i in part])
-                for i, offset in zip(part, offsets):
-                    out[i] = Cut(offset, role if offset >= len(chunks[i]) else OTHER_ROLE[role])
+                for i, starts in zip(part, self._switch_starts(role, [contexts[i] for i in part],
+                                                               [chunks[i] for i in part])):
+                    out[i] = starts
         return out
 
-    def _cut_offsets(self, role: str, contexts: list[str], chunks: list[str]) -> list[int]:
+    def follow(self, role: str, contexts: list[str]) -> ChunkFollower:
+        """A follower of `role`'s chunks after `contexts`, token by token while they are decoded."""
+        tokenizer, model = self.predictors[role]
+        return ChunkFollower(tokenizer, model, ROLE_KEEPS[role], contexts, self.context_tokens, tally=self)
+
+    def _switch_starts(self, role: str, contexts: list[str], chunks: list[str]) -> list[list[int]]:
         import torch
 
         tokenizer, model = self.predictors[role]
-        keep = ROLE_KEEPS[role]
-        rows = []  # per sequence: token ids (context tail + chunk), index of the chunk's first token, offsets
+        rows = []  # per sequence: its window's token ids (context tail + chunk), their offsets, the context's end
         enc = tokenizer([context + chunk for context, chunk in zip(contexts, chunks)], add_special_tokens=False,
                         return_offsets_mapping=True)
         for context, row_ids, offsets in zip(contexts, enc["input_ids"], enc["offset_mapping"]):
             first_chunk = next((i for i, (s, e) in enumerate(offsets) if s >= len(context) and e > s), len(row_ids))
             keep_from = max(0, first_chunk - self.context_tokens)
-            rows.append((row_ids[keep_from:], first_chunk - keep_from,
-                         [(s - len(context), e - len(context)) for s, e in offsets[first_chunk:]]))
+            rows.append((row_ids[keep_from:], offsets[keep_from:], len(context)))
         ids, attention, _ = _padded([r[0] for r in rows], tokenizer.pad_token_id)
         with torch.no_grad():
-            pred = model(input_ids=ids, attention_mask=attention).logits.argmax(-1).tolist()
-        cuts = []
-        for (_, first, spans), row_pred, chunk in zip(rows, pred, chunks):
-            cut = len(chunk)
-            for k, (start, end) in enumerate(spans):
-                position = first + k - 1  # the prediction for token t comes from position t-1
-                if position < 0:
-                    continue  # no context yet: the opening token stays with the role that wrote it
-                if not chunk[max(0, start):end].strip():
-                    continue  # whitespace is never a boundary: it goes to whoever writes the next word
-                if row_pred[position] != keep:
-                    cut = max(0, start)
-                    break
-            cuts.append(cut)
-        return cuts
+            kinds = model(input_ids=ids, attention_mask=attention).logits.argmax(-1).tolist()
+        self.tokens_computed += sum(len(r[0]) for r in rows)
+        return [switch_starts_of(row_kinds, offsets, context_chars, chunk, ROLE_KEEPS[role])
+                for (_, offsets, context_chars), row_kinds, chunk in zip(rows, kinds, chunks)]

@@ -77,6 +77,41 @@ def first_word_end(chunk: str) -> int:
     return complete_to_whitespace(chunk, lead + 1)
 
 
+def choose_cut(chunk: str, starts: list[int], fresh_turn: bool, final: bool = True) -> int | None:
+    """Where a role's chunk is cut: at its first switch start (`starts`: where the boundary model gives a
+    token to the other role), completed to a word's end; the whole chunk when there is none (the role goes
+    on). A role that has just taken over keeps at least its first word: the other role's span was cut
+    right here, so the position is this role's (which also guarantees progress); the switch starts after
+    that word are judged as in any chunk. (Keeping the word and then handing the turn back unasked split
+    capability lines word by word: the teacher kept " Step", the student was handed " 2" by the same rule,
+    and wrote a wrong one.)
+
+    `final=False` is asked while the chunk is still being decoded: the cut, or None while more text could
+    still change it (no switch yet, or the word it completes to has not ended)."""
+    if fresh_turn and not chunk.strip():
+        return len(chunk) if final else None
+    floor = 0
+    for start in starts:
+        if start < floor:
+            continue
+        if not final and not _word_ended(chunk, start):
+            return None
+        cut = complete_to_whitespace(chunk, start)
+        if fresh_turn and not chunk[:cut].strip():  # the first word: kept, and judged again after it
+            if not final and not _word_ended(chunk, len(chunk) - len(chunk.lstrip()) + 1):
+                return None
+            floor = first_word_end(chunk)
+            continue
+        return cut
+    return len(chunk) if final else None
+
+
+def _word_ended(chunk: str, cut: int) -> bool:
+    """Whether completing a cut at `cut` to a word's end can no longer change as the chunk grows."""
+    return (cut == 0 or chunk[cut - 1].isspace() or (cut < len(chunk) and chunk[cut].isspace())
+            or _WHITESPACE.search(chunk, cut) is not None)
+
+
 def has_repetition_loop(text: str, min_words: int, max_words: int, count: int) -> bool:
     """True when the text ends in a fragment of min..max words repeated `count` times in a row."""
     words = text.split()
@@ -103,13 +138,16 @@ def _check_stops(seq: _Sequence, student_tokens: int, settings: CooperateSetting
 
 class CooperativeEngine:
     """Runs an arm over prompts. `models` maps role -> generator (HFGenerator interface); `boundary` has
-    `.cuts(contexts, chunks, roles)`; `provenance` is copied into every row."""
+    `.switch_starts(contexts, chunks, roles)` and, to cut while decoding, `.follow(role, contexts)`;
+    `provenance` is copied into every row."""
 
     def __init__(self, models: dict, boundary, settings: CooperateSettings, provenance: dict,
                  progress: Callable[[str], None] = print):
         self.models, self.boundary, self.settings = models, boundary, settings
         self.provenance, self.progress = provenance, progress
         self.k = {"student": settings.student_chunk_tokens, "teacher": settings.teacher_chunk_tokens}
+        # Only where the backend decodes in this process can the boundary model stop a sequence mid-decode.
+        self.cut_while_decoding = settings.cut_while_decoding and boundary is not None
 
     def run(self, arm: str, prompts: list[tuple[str, str]]) -> list[dict]:
         """One row per prompt: the arm's thinking (cooperative or the teacher's alone), then its answer."""
@@ -159,10 +197,24 @@ class CooperativeEngine:
 
     def _step(self, role: str, group: list[_Sequence], chat: dict) -> None:
         model = self.models[role]
-        outs = model.generate([chat[q.prompt_id] + q.text for q in group], self.k[role], self.settings.sampling,
-                              stop_at_think_end=True, cache_keys=[q.key for q in group])
-        chunks = [o.text for o in outs]
-        cuts = self._cut_offsets(role, group, chunks)
+        prompts, keys = [chat[q.prompt_id] + q.text for q in group], [q.key for q in group]
+        if self.cut_while_decoding and getattr(model, "decodes_with_until", False):
+            # The boundary model follows each chunk as it is decoded, and a sequence stops at its cut: no
+            # tokens past the cut but the rest of its word and the next token (where the word ends).
+            follower = self.boundary.follow(role, [q.text for q in group])
+
+            def until(rows: list[int], texts: list[str]) -> list[bool]:
+                return [choose_cut(text, starts, group[row].fresh_turn, final=False) is not None
+                        for row, text, starts in zip(rows, texts, follower.advance(rows, texts))]
+
+            outs = model.generate(prompts, self.settings.turn_tokens, self.settings.sampling,
+                                  stop_at_think_end=True, cache_keys=keys, until=until)
+            starts = [[s for s in follower.starts[i] if s < len(out.text)] for i, out in enumerate(outs)]
+        else:  # generate k tokens, then ask where the chunk stopped being the role's and roll back the rest
+            outs = model.generate(prompts, self.k[role], self.settings.sampling, stop_at_think_end=True,
+                                  cache_keys=keys)
+            starts = self.boundary.switch_starts([q.text for q in group], [o.text for o in outs], [role] * len(group))
+        cuts = [choose_cut(out.text, s, q.fresh_turn) for q, out, s in zip(group, outs, starts)]
         rolled_back: list[tuple[_Sequence, str]] = []  # counted in one tokenizer call below
         for q, out, cut in zip(group, outs, cuts):
             q.rounds += 1
@@ -191,28 +243,6 @@ class CooperativeEngine:
         student_counts = self.models["student"].count_tokens([q.text for q in group])
         for q, n in zip(group, student_counts):
             _check_stops(q, n, self.settings)
-
-    def _cut_offsets(self, role: str, group: list[_Sequence], chunks: list[str]) -> list[int]:
-        """Where each chunk is cut: the boundary model's cut, completed to a word's end (the engine's own
-        rule decides the switch: completing may reach the chunk's end, and then the role goes on).
-
-        A role that has just taken over keeps at least its first word: the other role's span was cut right
-        here, so the position is this role's (which also guarantees progress). What follows that word is the
-        boundary model's to judge, as in any chunk, so those chunks are asked again from after the word.
-        (Keeping the word and then handing the turn back unasked split capability lines word by word: the
-        teacher kept " Step", the student was handed " 2" by the same rule, and wrote a wrong one.)"""
-        cuts = self.boundary.cuts([q.text for q in group], chunks, [role] * len(group))
-        offsets = [len(chunk) if q.fresh_turn and not chunk.strip() else complete_to_whitespace(chunk, cut.offset)
-                   for q, chunk, cut in zip(group, chunks, cuts)]
-        refused = [i for i, (q, chunk) in enumerate(zip(group, chunks))
-                   if q.fresh_turn and chunk.strip() and not chunk[:offsets[i]].strip()]
-        if refused:
-            words = [first_word_end(chunks[i]) for i in refused]
-            again = self.boundary.cuts([group[i].text + chunks[i][:w] for i, w in zip(refused, words)],
-                                       [chunks[i][w:] for i, w in zip(refused, words)], [role] * len(refused))
-            for i, w, cut in zip(refused, words, again):
-                offsets[i] = w + complete_to_whitespace(chunks[i][w:], cut.offset)
-        return offsets
 
     # --- one model thinking alone (teacher_only, teacher_think; the student's own traces) ------------
     def run_single(self, prompts: list[tuple[str, str]], arm: str = "teacher_only", thinker: str = "teacher",

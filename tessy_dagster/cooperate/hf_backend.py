@@ -47,6 +47,22 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
+def _warpers(sampling: SamplingSettings):
+    """transformers' logits warpers for the sampling settings (None: greedy), in generate's order. top_k 0
+    means no top-k, as in vLLM."""
+    from transformers.generation.logits_process import (LogitsProcessorList, TemperatureLogitsWarper,
+                                                        TopKLogitsWarper, TopPLogitsWarper)
+
+    if sampling.temperature <= 0:
+        return None
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(sampling.temperature)])
+    if sampling.top_k:
+        warpers.append(TopKLogitsWarper(sampling.top_k))
+    if sampling.top_p < 1:
+        warpers.append(TopPLogitsWarper(sampling.top_p))
+    return warpers
+
+
 def _cheapest_window(tails: list[int]) -> int:
     """The batch window w that minimises the tokens computed: every row recomputes w tokens, and each row
     with a longer tail first fills its cache in a separate pass padded to the longest such tail."""
@@ -60,6 +76,7 @@ class HFGenerator(LocalTokenizer):
     """A causal LM and its tokenizer from a `save_pretrained` folder."""
 
     max_cache_parts = 16  # a sequence's cached parts are joined into one when there are this many
+    decodes_with_until = True  # `generate` takes `until`: the engine may stop a sequence mid-decode
 
     def __init__(self, model_dir: str | Path, batch_size: int = 64, needs_thinking: bool = True):
         import torch
@@ -83,17 +100,23 @@ class HFGenerator(LocalTokenizer):
         self.turn_end_ids = sorted({i for i in map(self._token_id, turn_ends) if i is not None and i != self.eos_id})
         self._cache: dict[str, _Cached] = {}
         self.reused_tokens = self.computed_tokens = 0  # prompt tokens taken from the cache / run through the model
+        self.generated_tokens = 0  # tokens sampled (each one position of a decode step)
 
     def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
-                 stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
+                 stop_at_think_end: bool, cache_keys: list[str] | None = None, until=None) -> list[Generation]:
+        """`until(rows, texts) -> stops`: asked after every decode step with the rows still in flight (their
+        indices in `prompts`) and the text each has generated so far; a row it answers True for stops there
+        (finish reason "cut"). The engine cuts chunks at a boundary this way, while decoding."""
         if cache_keys is not None and len(cache_keys) != len(prompts):
             raise ValueError(f"{len(cache_keys)} cache keys for {len(prompts)} prompts")
         keys = cache_keys or [None] * len(prompts)
         out: list[Generation] = []
         for start in range(0, len(prompts), self.batch_size):
             end = start + self.batch_size
+            batch_until = None if until is None else (
+                lambda rows, texts, start=start: until([start + row for row in rows], texts))
             out.extend(self._generate_batch(prompts[start:end], keys[start:end], max_new_tokens, sampling,
-                                            stop_at_think_end))
+                                            stop_at_think_end, batch_until))
         return out
 
     def _token_id(self, text: str | None) -> int | None:
@@ -113,9 +136,7 @@ class HFGenerator(LocalTokenizer):
         return [len(row) - (min(common_prefix(self._cache[k].ids, row), len(row) - 1) if k in self._cache else 0)
                 for k, row in zip(keys, ids)]
 
-    def _generate_batch(self, prompts, keys, max_new_tokens, sampling, stop_at_think_end):
-        import torch
-
+    def _generate_batch(self, prompts, keys, max_new_tokens, sampling, stop_at_think_end, until=None):
         if not prompts:
             return []
         ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
@@ -134,40 +155,91 @@ class HFGenerator(LocalTokenizer):
         self._count_prompt_tokens(ids, window)
 
         thinking_stops = stop_at_think_end and self.think_end is not None
-        stops = [self.eos_id] + self.turn_end_ids + (
-            [self.think_end_id] if thinking_stops and self.think_end_id is not None else [])
-        kwargs = dict(max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=self.pad_id,
-                      return_dict_in_generate=True)
-        if thinking_stops and self.think_end_id is None:
-            kwargs.update(stop_strings=[self.think_end], tokenizer=self.tokenizer)
-        if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
-                          top_k=sampling.top_k or None)
-        else:
-            kwargs.update(do_sample=False)
-        if total - window > 0:
-            kwargs["past_key_values"] = self._batch_cache(keys, ids, total, window)
-        with torch.no_grad():
-            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
-        new = out.sequences[:, total:].tolist()
-        results, stored = [], []
-        for i, row_new in enumerate(new):
-            reason, n_kept = "length", len(row_new)
-            for j, t in enumerate(row_new):
-                if t in stops:
-                    reason = "think_end" if thinking_stops and t == self.think_end_id else "stop"
-                    n_kept = j
-                    break
+        stops = {self.eos_id, *self.turn_end_ids}
+        if thinking_stops and self.think_end_id is not None:
+            stops.add(self.think_end_id)
+        stop_string = self.think_end if thinking_stops and self.think_end_id is None else None
+        past = self._batch_cache(keys, ids, total, window) if total - window > 0 else None
+        new, reasons = self._decode(input_ids, mask, past, window, max_new_tokens, sampling, stops, stop_string,
+                                    until, keys, ids)
+        self.generated_tokens += sum(map(len, new))
+        results = []
+        for row_new, reason in zip(new, reasons):
+            n_kept = len(row_new) - 1 if reason == "stop" and row_new[-1] in stops else len(row_new)
             text = self.tokenizer.decode(row_new[:n_kept], skip_special_tokens=False)
             n_tokens = n_kept
-            if thinking_stops and self.think_end in text:  # a marker of several tokens, stopped by string
-                text, reason = text[:text.index(self.think_end)], "think_end"
+            if reason == "stop" and thinking_stops and row_new[-1] == self.think_end_id:
+                reason = "think_end"
+            if stop_string and stop_string in text:  # a marker of several tokens, stopped by string
+                text, reason = text[:text.index(stop_string)], "think_end"
                 n_tokens = self.count_tokens([text])[0]
             results.append(Generation(text=text, n_tokens=n_tokens, finish_reason=reason))
-            # The last sampled token was never fed back, so the cache ends one token short of it.
-            stored.append(ids[i] + row_new[:min(n_kept, len(row_new) - 1)])
-        self._store(keys, out.past_key_values, ids, window, stored)
         return results
+
+    def _decode(self, input_ids, mask, past, window: int, max_new_tokens: int, sampling: SamplingSettings,
+                stops: set[int], stop_string: str | None, until, keys, ids):
+        """The decode loop: every row in flight gets one token a step; a row leaves the batch (its keys and
+        values go to its cache) when it samples a stop token, reaches `max_new_tokens`, shows `stop_string`,
+        or `until` says so. Our own loop rather than `model.generate`, because a row that stops must stop
+        costing compute: generate keeps finished rows in its batch until the last one ends.
+
+        Returns each row's new tokens (a stop token included as the last) and why it ended: "length",
+        "stop" (a stop token or string) or "cut" (`until` stopped it)."""
+        import torch
+        from transformers import DynamicCache
+
+        total = input_ids.shape[1]
+        new: list[list[int]] = [[] for _ in ids]
+        reasons = ["length"] * len(ids)
+        slots = list(range(len(ids)))  # the row in each place of the batch
+        past = past if past is not None else DynamicCache(config=self.model.config)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        step_ids, step_positions = input_ids[:, total - window:], positions[:, total - window:]
+        warp = _warpers(sampling)
+        while True:
+            with torch.no_grad():
+                logits = self.model(input_ids=step_ids, attention_mask=mask, position_ids=step_positions,
+                                    past_key_values=past, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+            if warp is None:
+                tokens = logits.argmax(-1)
+            else:
+                tokens = torch.multinomial(torch.softmax(warp(None, logits.float()), dim=-1), 1)[:, 0]
+            leaving = set()
+            for slot, (row, token) in enumerate(zip(slots, tokens.tolist())):
+                new[row].append(token)
+                if token in stops:
+                    reasons[row] = "stop"
+                    leaving.add(slot)
+                elif len(new[row]) >= max_new_tokens:
+                    leaving.add(slot)
+            if stop_string or until:
+                texts = self.tokenizer.batch_decode([new[row][:-1] if slot in leaving and reasons[row] == "stop"
+                                                     else new[row] for slot, row in enumerate(slots)],
+                                                    skip_special_tokens=False)
+                for slot, (row, text) in enumerate(zip(slots, texts)):
+                    if stop_string and stop_string in text and slot not in leaving:
+                        reasons[row] = "stop"
+                        leaving.add(slot)
+                if until:
+                    for slot, stop in enumerate(until(slots, texts)):
+                        if stop and slot not in leaving:
+                            reasons[slots[slot]] = "cut"
+                            leaving.add(slot)
+            if leaving:
+                # The last sampled token was never fed back, so a row's cache ends one token short of it.
+                gone = sorted(leaving)
+                self._store([keys[slots[s]] for s in gone], past, [ids[slots[s]] for s in gone], window,
+                            [ids[slots[s]] + new[slots[s]][:-1] for s in gone], total, gone)
+            staying = [s for s in range(len(slots)) if s not in leaving]
+            if not staying:
+                return new, reasons
+            if leaving:
+                index = torch.tensor(staying)
+                past.batch_select_indices(index)
+                mask, tokens = mask[index], tokens[index]
+                slots = [slots[s] for s in staying]
+            mask = torch.cat([mask, mask.new_ones((len(slots), 1))], dim=1)
+            step_ids, step_positions = tokens[:, None], mask.sum(-1, keepdim=True) - 1
 
     def _count_prompt_tokens(self, ids, window: int) -> None:
         """Every row recomputes its last `window` tokens (all of them when shorter) and takes the rest from
@@ -221,21 +293,26 @@ class HFGenerator(LocalTokenizer):
                 column += part.shape[3]
         return DynamicCache(ddp_cache_data=[(layer[0], layer[1]) for layer in kv], config=self.model.config)
 
-    def _store(self, keys, cache, ids, window: int, tokens: list[list[int]]) -> None:
+    def _store(self, keys, cache, ids, window: int, tokens: list[list[int]], total: int | None = None,
+               slots: list[int] | None = None) -> None:
         """Keep each named row's keys and values for `tokens` (its prompt `ids[i]`, then what was generated
-        after it), from a batch left-padded to the longest prompt that recomputed the last `window` tokens:
-        the earlier ones came from the row's cache and are kept from there, not copied."""
+        after it), from a batch left-padded to `total` (the longest prompt) that recomputed the last `window`
+        tokens: the earlier ones came from the row's cache and are kept from there, not copied. `slots`: the
+        rows' places in the batch's cache (default: 0, 1, ...), when only some of its rows are stored."""
         import torch
 
         if all(key is None for key in keys):
             return
-        total = max(len(row) for row in ids)
+        total = total if total is not None else max(len(row) for row in ids)
+        slots = slots if slots is not None else list(range(len(ids)))
         starts = [total - len(row) for row in ids]
         reused = [max(0, len(row) - window) for row in ids]
-        # One copy of the columns computed in this call, for the whole batch, then one slice per row: far
-        # fewer tensor ops than slicing every layer of every row. The clone lets the batch's tensor go.
+        # One copy of the columns computed in this call, for all the rows, then one slice per row: far fewer
+        # tensor ops than slicing every layer of every row. The clone lets the batch's tensor go.
         low = min(start + n for start, n in zip(starts, reused))
-        kv = torch.stack([torch.stack((layer.keys[:, :, low:], layer.values[:, :, low:])) for layer in cache.layers])
+        index = torch.tensor(slots)
+        kv = torch.stack([torch.stack((layer.keys[index, :, low:], layer.values[index, :, low:]))
+                          for layer in cache.layers])
         for i, (key, row, start, n) in enumerate(zip(keys, tokens, starts, reused)):
             if key is None:
                 continue

@@ -5,7 +5,6 @@ formats were detected, and the engine handing a trace between a harmony teacher 
 import pytest
 
 from chat_templates import save_tokenizer_folder
-from tessy_dagster.boundary.model import Cut
 from tessy_dagster.cooperate.engine import CooperativeEngine
 from tessy_dagster.cooperate.generation import Generation, LocalTokenizer, vllm_finish_reason
 from tessy_dagster.cooperate.hf_backend import HFGenerator
@@ -80,8 +79,8 @@ class CutAt:
     def __init__(self, offsets):
         self.offsets = list(offsets)
 
-    def cuts(self, contexts, chunks, roles):
-        return [Cut(min(self.offsets.pop(0), len(c)), r) for c, r in zip(chunks, roles)]
+    def switch_starts(self, contexts, chunks, roles):
+        return [[offset] if (offset := self.offsets.pop(0)) < len(c) else [] for c in chunks]
 
 
 def test_the_engine_hands_the_trace_between_a_harmony_teacher_and_a_qwen3_student(folders):

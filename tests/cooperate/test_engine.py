@@ -117,7 +117,6 @@ def test_engine_keeps_no_cache_after_a_run(micro_world, micro):
 
 # --- the fresh-turn rule, on scripted models and a boundary that misjudges one handoff -------------------
 
-from tessy_dagster.boundary.model import Cut  # noqa: E402
 from tessy_dagster.cooperate.engine import CooperativeEngine, first_word_end  # noqa: E402
 from tessy_dagster.cooperate.generation import Generation  # noqa: E402
 
@@ -155,11 +154,11 @@ class WordBoundary:
     def __init__(self):
         self.calls = []
 
-    def cuts(self, contexts, chunks, roles):
+    def switch_starts(self, contexts, chunks, roles):
         out = []
         for context, chunk, role in zip(contexts, chunks, roles):
             self.calls.append((context, chunk, role))
-            cut = len(chunk)
+            starts = []
             for m in re.finditer(r"\S+", chunk):
                 if not context and m.start() == len(chunk) - len(chunk.lstrip()):
                     continue  # no context: the opening word stays
@@ -168,9 +167,8 @@ class WordBoundary:
                         and context.rstrip().endswith("then,"):
                     style = True  # the misjudged handoff
                 if style != (role == "student"):
-                    cut = m.start()
-                    break
-            out.append(Cut(cut, role if cut >= len(chunk) else "teacher" if role == "student" else "student"))
+                    starts.append(m.start())
+            out.append(starts)
         return out
 
 
@@ -194,8 +192,8 @@ def test_a_handed_over_capability_line_is_not_split_by_a_refused_first_word():
     assert [(s["text"], s["author"]) for s in row["spans"]] == [("Now then,", "student"),
                                                                  (" Step 1 adds 3: (x + 3).", "teacher")]
     assert row["n_switches"] == 1 and row["ended"] == "end_of_thinking"
-    # the boundary was asked again from after the kept word, with that word in the context
-    assert boundary.calls[-1] == ("Now then, Step", " 1 adds 3: (x + 3).", "teacher")
+    # one question per chunk: the switch starts after the kept word decide, as in any chunk
+    assert boundary.calls[-1] == ("Now then,", " Step 1 adds 3: (x + 3).", "teacher")
 
 
 def test_a_fresh_turn_refused_again_after_its_first_word_hands_over_there():
