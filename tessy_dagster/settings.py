@@ -286,6 +286,9 @@ class CooperateSettings(_Strict):
     # stops (length budget, repetition). vllm / openai decode on a server: they use the chunk sizes above.
     cut_while_decoding: bool = True
     turn_tokens: int = Field(64, ge=1)
+    # openai: each sequence sends its next request as soon as its chunk is cut (cooperate/pipelined.py), so
+    # both servers stay busy; off: the round engine, one batch of requests per role per round.
+    pipelined_requests: bool = True
     repetition_min_words: int = Field(3, ge=1)
     repetition_max_words: int = Field(50, ge=1)
     repetition_count: int = Field(8, ge=2)

@@ -16,6 +16,7 @@ scheduled, never what a prompt's trace is a sample of.
   forward batch. They change which prompts share a batch, as an incremental run does anyway (see the seeds).
 - `verify_answers`: replaced by the one number that matters to this arm, its samples per prompt.
 - `judge_workers`: sandbox runs at a time; each trace is judged alone.
+- `pipelined_requests`: whether a served model's requests wait for a round; each request is the same.
 - `generation.memory_share`, `kv_cache_mib`: the vLLM engine's memory; `concurrency`, `timeout_s`,
   `max_retries`, `backoff_s`, `api_key_env`: how the openai client talks to its server (a failed request
   fails the step, it never changes a reply).
@@ -49,6 +50,7 @@ from ..storage import digest_json
 
 NOT_TRACE_INPUTS = {
     "arms": True, "shard_size": True, "batch_size": True, "verify_answers": True, "judge_workers": True,
+    "pipelined_requests": True,
     "generation": {"batch_size", "memory_share", "kv_cache_mib", "concurrency", "timeout_s", "max_retries",
                    "backoff_s", "api_key_env"},
 }

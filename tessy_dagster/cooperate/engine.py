@@ -136,6 +136,30 @@ def _check_stops(seq: _Sequence, student_tokens: int, settings: CooperateSetting
         seq.ended = "max_rounds"
 
 
+def apply_chunk(q: _Sequence, role: str, out, cut: int) -> str:
+    """Add `role`'s chunk (a Generation), cut at `cut`, to the sequence: the kept text joins its spans; past
+    the cut the turn goes to the other role. Returns the text thrown away (rolled back)."""
+    q.rounds += 1
+    chunk = out.text
+    if not chunk.strip() and out.finish_reason == "length":
+        q.ended = "empty_reply"
+        return ""
+    kept = chunk[:cut]
+    if kept:
+        if q.spans and q.spans[-1][1] == role:
+            q.spans[-1][0] += kept
+        else:
+            q.spans.append([kept, role])
+        q.text += kept
+    q.fresh_turn = cut < len(chunk)
+    if cut < len(chunk):
+        q.role = OTHER[role]
+        q.switches += 1
+    elif out.finish_reason in ("think_end", "stop"):
+        q.ended = NORMAL_END
+    return chunk[cut:]
+
+
 class CooperativeEngine:
     """Runs an arm over prompts. `models` maps role -> generator (HFGenerator interface); `boundary` has
     `.switch_starts(contexts, chunks, roles)` and, to cut while decoding, `.follow(role, contexts)`;
@@ -161,6 +185,10 @@ class CooperativeEngine:
     # --- cooperative thinking (tessy, teacher_answer) ----------------------------------------------
     def run_tessy(self, prompts: list[tuple[str, str]], arm: str = "tessy", answer_role: str = "student") -> list[dict]:
         s = self.settings
+        if s.pipelined_requests and all(hasattr(m, "request") for m in self.models.values()):
+            from .pipelined import run_tessy_pipelined  # served models: no round barrier
+
+            return run_tessy_pipelined(self, prompts, arm, answer_role)
         chat = {role: {pid: self.models[role].thinking_prompt(text) for pid, text in prompts}
                 for role in ("student", "teacher")}
         queue = deque(_Sequence(pid, text) for pid, text in prompts)
@@ -215,29 +243,8 @@ class CooperativeEngine:
                                   cache_keys=keys)
             starts = self.boundary.switch_starts([q.text for q in group], [o.text for o in outs], [role] * len(group))
         cuts = [choose_cut(out.text, s, q.fresh_turn) for q, out, s in zip(group, outs, starts)]
-        rolled_back: list[tuple[_Sequence, str]] = []  # counted in one tokenizer call below
-        for q, out, cut in zip(group, outs, cuts):
-            q.rounds += 1
-            chunk = out.text
-            if not chunk.strip() and out.finish_reason == "length":
-                q.ended = "empty_reply"
-                continue
-            kept = chunk[:cut]
-            if kept:
-                if q.spans and q.spans[-1][1] == role:
-                    q.spans[-1][0] += kept
-                else:
-                    q.spans.append([kept, role])
-                q.text += kept
-            if cut < len(chunk):
-                rolled_back.append((q, chunk[cut:]))
-                q.role = OTHER[role]
-                q.switches += 1
-                q.fresh_turn = True
-            else:
-                q.fresh_turn = False
-            if cut == len(chunk) and out.finish_reason in ("think_end", "stop"):
-                q.ended = NORMAL_END
+        rolled_back = [(q, rest) for q, out, cut in zip(group, outs, cuts)
+                       if (rest := apply_chunk(q, role, out, cut))]
         for (q, _), n in zip(rolled_back, model.count_tokens([text for _, text in rolled_back])):
             q.rollback_tokens += n
         student_counts = self.models["student"].count_tokens([q.text for q in group])

@@ -11,7 +11,9 @@ and counts are the same as with the in-process backend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import GenerationSettings, SamplingSettings
@@ -22,6 +24,12 @@ RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
 class _Retryable(Exception):
     pass
+
+
+@dataclass
+class Connection:
+    session: object  # aiohttp.ClientSession
+    limit: asyncio.Semaphore  # requests in flight to this server at most (generation.concurrency)
 
 
 class OpenAIGenerator(LocalTokenizer):
@@ -64,17 +72,25 @@ class OpenAIGenerator(LocalTokenizer):
         return asyncio.run(self._generate_all(prompts, max_new_tokens, sampling, stop_at_think_end))
 
     async def _generate_all(self, prompts, max_new_tokens, sampling, stop_at_think_end):
-        import aiohttp
-
-        limit = asyncio.Semaphore(self.concurrency)
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            return await asyncio.gather(*(self._one(session, limit, p, max_new_tokens, sampling, stop_at_think_end)
+        async with self.connection() as connection:
+            return await asyncio.gather(*(self.request(connection, p, max_new_tokens, sampling, stop_at_think_end)
                                           for p in prompts))
 
-    async def _one(self, session, limit, prompt, max_new_tokens, sampling, stop_at_think_end) -> Generation:
+    @contextlib.asynccontextmanager
+    async def connection(self):
+        """An HTTP session and the concurrency cap, for requests sent from one event loop (`request`)."""
         import aiohttp
 
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as session:
+            yield Connection(session, asyncio.Semaphore(self.concurrency))
+
+    async def request(self, connection: Connection, prompt: str, max_new_tokens: int, sampling: SamplingSettings,
+                      stop_at_think_end: bool) -> Generation:
+        """One completion, sent as soon as the connection's concurrency cap allows, retried as `generate`
+        retries (the engine without a round barrier sends each sequence's requests this way)."""
+        import aiohttp
+
+        session, limit = connection.session, connection.limit
         body = {"model": self.served_name, "prompt": prompt, "max_tokens": max_new_tokens,
                 "temperature": sampling.temperature, "top_p": sampling.top_p,
                 "stop": list(self.stop_strings) if stop_at_think_end else [],

@@ -131,6 +131,33 @@ def test_the_engine_runs_tessy_over_the_openai_backend(servers, micro_world, mic
     assert all(r["spans"] and r["spans"][0]["author"] == "student" for r in rows if r["thinking"])
 
 
+def test_without_a_round_barrier_the_engine_writes_the_round_engines_traces(servers, micro_world, micro):
+    """Greedy decoding on the test servers: each sequence sending its next request as soon as its chunk is
+    cut (pipelined) sends exactly the requests the round engine sends, only sooner, so the traces agree row
+    by row; the rows come back in prompt order."""
+    from tessy_dagster.boundary.model import BoundaryPredictor
+    from tessy_dagster.cooperate.engine import CooperativeEngine
+
+    prompts = [(r["problem_id"], r["prompt"])
+               for r in pq.read_table(micro_world["prompts"] / "prompts.parquet").to_pylist()]
+    rows = {}
+    for pipelined in (False, True):
+        settings = micro.cooperate.model_copy(update={
+            "generation": _settings(servers, concurrency=4), "sampling": SamplingSettings(temperature=0.0),
+            "pipelined_requests": pipelined})
+        models = {role: load_generator(micro_world[role], settings.generation, role=role)
+                  for role in ("teacher", "student")}
+        boundary = BoundaryPredictor(micro_world["boundary"], context_tokens=micro.boundary.context_tokens)
+        rows[pipelined] = CooperativeEngine(models, boundary, settings, {}, progress=lambda m: None).run("tessy", prompts)
+    assert [r["prompt_id"] for r in rows[True]] == [pid for pid, _ in prompts]
+    by_prompt = {r["prompt_id"]: r for r in rows[False]}
+    for row in rows[True]:
+        same = by_prompt[row["prompt_id"]]
+        for field in ("spans", "answer", "n_switches", "rollback_tokens", "rounds", "ended", "attempts"):
+            assert row[field] == same[field], (row["prompt_id"], field)
+    assert any(r["n_switches"] for r in rows[True])
+
+
 def test_boundary_traces_and_benchmark_answers_come_from_the_openai_backend(servers, micro_world, micro, tmp_path):
     """The boundary dataset's trace sampling and the scorer take the backend from settings, as the engine does:
     here both talk to the test servers, and the step still writes windows and judged score rows."""
