@@ -191,6 +191,11 @@ def main() -> None:
                         help="sequences in flight (cooperate.batch_size); default: the settings'")
     parser.add_argument("--round-engine", action="store_true",
                         help="hf: k tokens a round, then cut and roll back (cooperate.cut_while_decoding off)")
+    parser.add_argument("--round-barrier", action="store_true",
+                        help="openai: the round engine (cooperate.pipelined_requests off)")
+    parser.add_argument("--chunk-lengths", choices=["fixed", "learned"], default=None,
+                        help="vllm, openai, --round-engine: cooperate.chunk_lengths (default: the settings')")
+    parser.add_argument("--chunk-quantile", type=float, default=None)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     import torch
@@ -202,6 +207,12 @@ def main() -> None:
         coop = coop.model_copy(update={"batch_size": args.in_flight})
     if args.round_engine:
         coop = coop.model_copy(update={"cut_while_decoding": False})
+    if args.round_barrier:
+        coop = coop.model_copy(update={"pipelined_requests": False})
+    if args.chunk_lengths:
+        coop = coop.model_copy(update={"chunk_lengths": args.chunk_lengths})
+    if args.chunk_quantile:
+        coop = coop.model_copy(update={"chunk_quantile": args.chunk_quantile})
     home = tessy_home()
     prompts = sorted((r["problem_id"], r["prompt"])
                      for r in read_table(artifact_dir(home, "prompts") / "prompts.parquet").to_pylist())[:args.prompts]
@@ -235,6 +246,8 @@ def main() -> None:
         "generation": coop.generation.model_dump(),
         "model_parameters": parameters, "cut_while_decoding": coop.cut_while_decoding and args.backend == "hf",
         "turn_tokens": coop.turn_tokens,
+        "pipelined_requests": coop.pipelined_requests and args.backend == "openai",
+        "chunk_lengths": coop.chunk_lengths, "chunk_quantile": coop.chunk_quantile,
         "sequences_in_flight": coop.batch_size, "chunk_tokens": {"teacher": coop.teacher_chunk_tokens,
                                                                   "student": coop.student_chunk_tokens},
         "tessy_over_teacher_only_tokens_per_second": statistics.median(ratios),

@@ -289,6 +289,10 @@ class CooperateSettings(_Strict):
     # openai: each sequence sends its next request as soon as its chunk is cut (cooperate/pipelined.py), so
     # both servers stay busy; off: the round engine, one batch of requests per role per round.
     pipelined_requests: bool = True
+    # Chunk lengths where the cut comes after the chunk (vllm, openai; hf with cut_while_decoding off):
+    # `fixed` k above; `learned` from the lengths of the role's turns so far (engine.ChunkLengths).
+    chunk_lengths: Literal["fixed", "learned"] = "fixed"
+    chunk_quantile: float = Field(0.5, gt=0, le=1)
     repetition_min_words: int = Field(3, ge=1)
     repetition_max_words: int = Field(50, ge=1)
     repetition_count: int = Field(8, ge=2)

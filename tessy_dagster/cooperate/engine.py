@@ -45,6 +45,7 @@ class _Sequence:
     rollback_tokens: int = 0
     rounds: int = 0
     fresh_turn: bool = True  # the role has just taken over (or the trace just started)
+    turn_tokens: int = 0  # tokens the role has kept in its current turn (its own tokenizer)
     ended: str | None = None
 
     @property
@@ -160,6 +161,33 @@ def apply_chunk(q: _Sequence, role: str, out, cut: int) -> str:
     return chunk[cut:]
 
 
+class ChunkLengths:
+    """How many tokens a role's next chunk asks for, on backends that decode on a server (where the cut
+    comes after the chunk, and what runs past it is thrown away).
+
+    `fixed`: k of the settings. `learned`: from the lengths of the role's turns finished so far in this
+    run: a sequence whose turn has kept w tokens asks for the `quantile` of the remaining length of the
+    turns longer than w. A turn is a role's run between two cuts; in the toy world the student's are a
+    marker of 2 to 4 tokens and the teacher's a step of 10 to 20, so one k per role is either too long for
+    one or too short for the other. Until `warmup` turns of a role have ended, k of the settings."""
+
+    warmup = 32
+
+    def __init__(self, settings: CooperateSettings):
+        self.mode, self.quantile = settings.chunk_lengths, settings.chunk_quantile
+        self.k = {"student": settings.student_chunk_tokens, "teacher": settings.teacher_chunk_tokens}
+        self.turns: dict[str, list[int]] = {"student": [], "teacher": []}
+
+    def record(self, role: str, turn_tokens: int) -> None:
+        self.turns[role].append(turn_tokens)
+
+    def ask(self, role: str, written: int) -> int:
+        longer = sorted(n - written for n in self.turns[role] if n > written)
+        if self.mode == "fixed" or len(self.turns[role]) < self.warmup or not longer:
+            return self.k[role]
+        return max(1, longer[min(len(longer) - 1, int(self.quantile * len(longer)))])
+
+
 class CooperativeEngine:
     """Runs an arm over prompts. `models` maps role -> generator (HFGenerator interface); `boundary` has
     `.switch_starts(contexts, chunks, roles)` and, to cut while decoding, `.follow(role, contexts)`;
@@ -169,7 +197,7 @@ class CooperativeEngine:
                  progress: Callable[[str], None] = print):
         self.models, self.boundary, self.settings = models, boundary, settings
         self.provenance, self.progress = provenance, progress
-        self.k = {"student": settings.student_chunk_tokens, "teacher": settings.teacher_chunk_tokens}
+        self.chunks = ChunkLengths(settings)
         # Only where the backend decodes in this process can the boundary model stop a sequence mid-decode.
         self.cut_while_decoding = settings.cut_while_decoding and boundary is not None
 
@@ -239,17 +267,28 @@ class CooperativeEngine:
                                   stop_at_think_end=True, cache_keys=keys, until=until)
             starts = [[s for s in follower.starts[i] if s < len(out.text)] for i, out in enumerate(outs)]
         else:  # generate k tokens, then ask where the chunk stopped being the role's and roll back the rest
-            outs = model.generate(prompts, self.k[role], self.settings.sampling, stop_at_think_end=True,
-                                  cache_keys=keys)
+            outs = model.generate(prompts, [self.chunks.ask(role, q.turn_tokens) for q in group],
+                                  self.settings.sampling, stop_at_think_end=True, cache_keys=keys)
             starts = self.boundary.switch_starts([q.text for q in group], [o.text for o in outs], [role] * len(group))
         cuts = [choose_cut(out.text, s, q.fresh_turn) for q, out, s in zip(group, outs, starts)]
-        rolled_back = [(q, rest) for q, out, cut in zip(group, outs, cuts)
+        rolled_back = [(q, out, rest) for q, out, cut in zip(group, outs, cuts)
                        if (rest := apply_chunk(q, role, out, cut))]
-        for (q, _), n in zip(rolled_back, model.count_tokens([text for _, text in rolled_back])):
-            q.rollback_tokens += n
+        rolled = dict(zip(map(id, (q for q, _, _ in rolled_back)),
+                          model.count_tokens([text for _, _, text in rolled_back])))
+        for q, out in zip(group, outs):
+            self.count_turn(q, role, out, rolled.get(id(q), 0))
         student_counts = self.models["student"].count_tokens([q.text for q in group])
         for q, n in zip(group, student_counts):
             _check_stops(q, n, self.settings)
+
+    def count_turn(self, q: _Sequence, role: str, out, rolled_back_tokens: int) -> None:
+        """After `apply_chunk`: the tokens thrown away, and the turn's kept tokens (a finished turn's length
+        goes to the learned chunk lengths)."""
+        q.rollback_tokens += rolled_back_tokens
+        q.turn_tokens += max(0, out.n_tokens - rolled_back_tokens)
+        if q.role != role:  # the chunk was cut: the turn ended
+            self.chunks.record(role, q.turn_tokens)
+            q.turn_tokens = 0
 
     # --- one model thinking alone (teacher_only, teacher_think; the student's own traces) ------------
     def run_single(self, prompts: list[tuple[str, str]], arm: str = "teacher_only", thinker: str = "teacher",

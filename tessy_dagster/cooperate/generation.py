@@ -3,7 +3,7 @@
 Every backend has the model's tokenizer locally (for its chat template and token counts), the thinking
 format detected from that template (`format`: where thinking opens and ends, `think_end` its marker), and
 answers `generate(prompts, max_new_tokens, sampling, stop_at_think_end)` with one `Generation`
-per prompt: the new text, its token count in the model's own tokenizer, and why it ended. A caller that
+per prompt (`max_new_tokens`: one limit for all, or one per prompt): the new text, its token count in the model's own tokenizer, and why it ended. A caller that
 calls again with the same sequence grown may name it (`cache_keys`) and `release` it when done.
 `hf` (hf_backend.py) runs transformers in-process with a per-sequence KV cache; `vllm` (vllm_backend.py)
 runs vLLM's offline engine in-process; `openai` (openai_backend.py) calls a remote completions server.
@@ -23,6 +23,15 @@ class Generation:
     text: str
     n_tokens: int
     finish_reason: str  # "length" (hit max_new_tokens), "stop" (end of turn), "think_end" (ended its thinking)
+
+
+def per_prompt(max_new_tokens: int | list[int], n: int) -> list[int]:
+    """`generate`'s token limit, one for all prompts or one per prompt, as a list of one per prompt."""
+    if isinstance(max_new_tokens, int):
+        return [max_new_tokens] * n
+    if len(max_new_tokens) != n:
+        raise ValueError(f"{len(max_new_tokens)} token limits for {n} prompts")
+    return list(max_new_tokens)
 
 
 def vllm_finish_reason(finish: str | None, stop_reason, stop_strings: tuple[str, ...], stop_at_think_end: bool) -> str:

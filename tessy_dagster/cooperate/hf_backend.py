@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import SamplingSettings
-from .generation import Generation, LocalTokenizer
+from .generation import Generation, LocalTokenizer, per_prompt
 
 
 @dataclass
@@ -102,7 +102,7 @@ class HFGenerator(LocalTokenizer):
         self.reused_tokens = self.computed_tokens = 0  # prompt tokens taken from the cache / run through the model
         self.generated_tokens = 0  # tokens sampled (each one position of a decode step)
 
-    def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
+    def generate(self, prompts: list[str], max_new_tokens: int | list[int], sampling: SamplingSettings,
                  stop_at_think_end: bool, cache_keys: list[str] | None = None, until=None) -> list[Generation]:
         """`until(rows, texts) -> stops`: asked after every decode step with the rows still in flight (their
         indices in `prompts`) and the text each has generated so far; a row it answers True for stops there
@@ -110,12 +110,13 @@ class HFGenerator(LocalTokenizer):
         if cache_keys is not None and len(cache_keys) != len(prompts):
             raise ValueError(f"{len(cache_keys)} cache keys for {len(prompts)} prompts")
         keys = cache_keys or [None] * len(prompts)
+        limits = per_prompt(max_new_tokens, len(prompts))
         out: list[Generation] = []
         for start in range(0, len(prompts), self.batch_size):
             end = start + self.batch_size
             batch_until = None if until is None else (
                 lambda rows, texts, start=start: until([start + row for row in rows], texts))
-            out.extend(self._generate_batch(prompts[start:end], keys[start:end], max_new_tokens, sampling,
+            out.extend(self._generate_batch(prompts[start:end], keys[start:end], limits[start:end], sampling,
                                             stop_at_think_end, batch_until))
         return out
 
@@ -176,7 +177,7 @@ class HFGenerator(LocalTokenizer):
             results.append(Generation(text=text, n_tokens=n_tokens, finish_reason=reason))
         return results
 
-    def _decode(self, input_ids, mask, past, window: int, max_new_tokens: int, sampling: SamplingSettings,
+    def _decode(self, input_ids, mask, past, window: int, max_new_tokens: list[int], sampling: SamplingSettings,
                 stops: set[int], stop_string: str | None, until, keys, ids):
         """The decode loop: every row in flight gets one token a step; a row leaves the batch (its keys and
         values go to its cache) when it samples a stop token, reaches `max_new_tokens`, shows `stop_string`,
@@ -210,7 +211,7 @@ class HFGenerator(LocalTokenizer):
                 if token in stops:
                     reasons[row] = "stop"
                     leaving.add(slot)
-                elif len(new[row]) >= max_new_tokens:
+                elif len(new[row]) >= max_new_tokens[row]:
                     leaving.add(slot)
             if stop_string or until:
                 texts = self.tokenizer.batch_decode([new[row][:-1] if slot in leaving and reasons[row] == "stop"

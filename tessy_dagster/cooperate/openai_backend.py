@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import GenerationSettings, SamplingSettings
-from .generation import Generation, LocalTokenizer, vllm_finish_reason
+from .generation import Generation, LocalTokenizer, per_prompt, vllm_finish_reason
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -64,7 +64,7 @@ class OpenAIGenerator(LocalTokenizer):
                    needs_thinking=needs_thinking, concurrency=generation.concurrency, timeout_s=generation.timeout_s,
                    max_retries=generation.max_retries, backoff_s=generation.backoff_s, api_key=api_key)
 
-    def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
+    def generate(self, prompts: list[str], max_new_tokens: int | list[int], sampling: SamplingSettings,
                  stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
         # cache_keys are not needed here: the server's own prefix cache finds the shared prefixes.
         if not prompts:
@@ -73,8 +73,8 @@ class OpenAIGenerator(LocalTokenizer):
 
     async def _generate_all(self, prompts, max_new_tokens, sampling, stop_at_think_end):
         async with self.connection() as connection:
-            return await asyncio.gather(*(self.request(connection, p, max_new_tokens, sampling, stop_at_think_end)
-                                          for p in prompts))
+            return await asyncio.gather(*(self.request(connection, p, n, sampling, stop_at_think_end)
+                                          for p, n in zip(prompts, per_prompt(max_new_tokens, len(prompts)))))
 
     @contextlib.asynccontextmanager
     async def connection(self):

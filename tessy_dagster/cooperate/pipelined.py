@@ -79,12 +79,11 @@ async def _one_trace(engine, boundary, connections, prompt_id, prompt, arm, answ
         q = _Sequence(prompt_id, prompt, attempt=attempt)
         while not q.ended:
             role, model = q.role, models[q.role]
-            out = await model.request(connections[role], chat[role] + q.text, engine.k[role], settings.sampling,
-                                      stop_at_think_end=True)
+            out = await model.request(connections[role], chat[role] + q.text, engine.chunks.ask(role, q.turn_tokens),
+                                      settings.sampling, stop_at_think_end=True)
             starts = await boundary.switch_starts(q.text, out.text, role)
             rolled_back = apply_chunk(q, role, out, choose_cut(out.text, starts, q.fresh_turn))
-            if rolled_back:
-                q.rollback_tokens += model.count_tokens([rolled_back])[0]
+            engine.count_turn(q, role, out, model.count_tokens([rolled_back])[0] if rolled_back else 0)
             _check_stops(q, models["student"].count_tokens([q.text])[0], settings)
         if q.ended == NORMAL_END:
             model = models[answer_role]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..settings import GenerationSettings, SamplingSettings
-from .generation import Generation, LocalTokenizer, vllm_finish_reason
+from .generation import Generation, LocalTokenizer, per_prompt, vllm_finish_reason
 
 
 def _prepare_environment() -> None:
@@ -47,7 +47,7 @@ class VLLMGenerator(LocalTokenizer):
         self.calls = 0
         self.reused_tokens = self.computed_tokens = 0  # prompt tokens found in the prefix cache / run through the model
 
-    def generate(self, prompts: list[str], max_new_tokens: int, sampling: SamplingSettings,
+    def generate(self, prompts: list[str], max_new_tokens: int | list[int], sampling: SamplingSettings,
                  stop_at_think_end: bool, cache_keys: list[str] | None = None) -> list[Generation]:
         # cache_keys are not needed here: vLLM's prefix cache finds the shared prefixes itself.
         from vllm import SamplingParams, TokensPrompt
@@ -56,9 +56,10 @@ class VLLMGenerator(LocalTokenizer):
             return []
         self.calls += 1
         ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        limits = per_prompt(max_new_tokens, len(prompts))
         # One seed per request, derived from the run's seed, so a rerun samples the same text.
         params = [SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or 0,
-                                 max_tokens=max_new_tokens,
+                                 max_tokens=limits[i],
                                  stop=list(self.stop_strings) if stop_at_think_end and self.stop_strings else None,
                                  # special tokens stay in the text, else a special-token marker never matches
                                  skip_special_tokens=False,

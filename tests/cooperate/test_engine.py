@@ -207,3 +207,23 @@ def test_a_fresh_turn_refused_again_after_its_first_word_hands_over_there():
     [row] = engine.run("tessy", [("p1", "f")])
     assert [(s["text"], s["author"]) for s in row["spans"]] == [
         ("Now then,", "student"), (" Step", "teacher"), (" Next up,", "student")]
+
+
+def test_learned_chunk_lengths_follow_each_roles_turns():
+    from tessy_dagster.cooperate.engine import ChunkLengths
+
+    learned = ChunkLengths(CooperateSettings(chunk_lengths="learned", chunk_quantile=0.5))
+    fixed = ChunkLengths(CooperateSettings())
+    for chunks in (learned, fixed):
+        for n in [3] * 20 + [4] * 20:
+            chunks.record("student", n)
+        for n in range(10, 30):
+            chunks.record("teacher", n)
+    assert [fixed.ask("student", 0), fixed.ask("teacher", 0)] == [5, 10]  # k of the settings, always
+    assert learned.ask("student", 0) == 4  # the median turn
+    assert learned.ask("student", 3) == 1  # the turns longer than 3 tokens have one left
+    assert learned.ask("student", 4) == 5  # none longer: k of the settings
+    assert learned.ask("teacher", 0) == 10  # 20 teacher turns, fewer than the warm-up: k of the settings
+    for n in range(10, 30):
+        learned.record("teacher", n)
+    assert learned.ask("teacher", 0) == 20 and learned.ask("teacher", 25) == 3  # remaining 1, 1, 2, 2, 3, 3, 4, 4
