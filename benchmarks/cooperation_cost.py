@@ -70,6 +70,19 @@ class Timed:
         return generate
 
 
+class TimedBoundary(Timed):
+    """The boundary model, its seconds added up over `switch_starts` (the round engine's question after a
+    chunk) and over its followers' `advance` (cutting while decoding, called inside generate)."""
+
+    def __init__(self, inner):
+        super().__init__(inner, "switch_starts")
+
+    def follow(self, role, contexts):
+        follower = self.inner.follow(role, contexts)
+        follower.advance = timed(follower.advance, self)
+        return follower
+
+
 class ForwardTimer:
     """Adds up the seconds inside the torch modules' forward passes (the `hf` backend's models and the
     boundary predictors): the model work, as apart from the engine's and the backend's own overhead."""
@@ -140,7 +153,7 @@ def run_arm(arm, prompts, models, boundary, settings, parameters: dict, report: 
     generators = {role: Timed(model, "generate") for role, model in models.items()}
     prefill_before = {role: getattr(model, "computed_tokens", None) for role, model in models.items()}
     boundary_before = boundary.tokens_computed if boundary else 0
-    timed_boundary = Timed(boundary, "cuts") if boundary else None
+    timed_boundary = TimedBoundary(boundary) if boundary else None
     engine = CooperativeEngine(generators, timed_boundary, settings, provenance={}, progress=lambda m: None)
     generation_modules, boundary_modules = torch_modules(models, boundary)
     before = prompt_token_counts(models)
