@@ -55,6 +55,7 @@ class Timed:
 
     def __init__(self, inner, method: str):
         self.inner, self.method, self.seconds, self.calls, self.tokens_out = inner, method, 0.0, 0, 0
+        self.cut_stops = 0  # generations stopped at a cut while decoding
 
     def __getattr__(self, name):
         attr = getattr(self.inner, name)
@@ -66,6 +67,7 @@ class Timed:
         def generate(*args, **kwargs):
             outs = timed(attr, self)(*args, **kwargs)
             self.tokens_out += sum(o.n_tokens for o in outs)
+            self.cut_stops += sum(o.finish_reason == "cut" for o in outs)
             return outs
         return generate
 
@@ -181,7 +183,13 @@ def run_arm(arm, prompts, models, boundary, settings, parameters: dict, report: 
         # pass, and those their caches supplied: each round re-sends the whole trace so far
         "prompt_tokens_computed": computed, "prompt_tokens_from_cache": reused,
         "rollback_tokens": sum(r["rollback_tokens"] for r in rows),
+        "thinking_tokens": thinking_tokens, "switches": sum(r["n_switches"] for r in rows),
         "rollback_share_of_generated": round(sum(r["rollback_tokens"] for r in rows) / generated, 4) if generated else 0.0,
+        # Of those, the ones a model also ran a forward pass on: a sequence stopped at its cut while decoding
+        # never feeds back its last sampled token (the one that showed the switch).
+        "rollback_fed_share_of_generated": round((sum(r["rollback_tokens"] for r in rows)
+                                                  - sum(g.cut_stops for g in generators.values())) / generated, 4)
+        if generated else 0.0,
         "teacher_token_share": round(sum(r["n_tokens_teacher"] for r in rows) / thinking_tokens, 4) if thinking_tokens else 0.0,
         "ended": {e: sum(r["ended"] == e for r in rows) for e in sorted({r["ended"] for r in rows})},
         **cost_per_finished_trace(rows, models, generators, prefill_before,
