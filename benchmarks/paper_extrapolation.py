@@ -79,9 +79,16 @@ def main() -> None:
         "tessy_flops_per_trace": {k: float(f"{v:.4g}") for k, v in tessy.items()},
         "teacher_only_flops_per_trace": float(f"{teacher_only:.4g}"),
         "tessy_over_teacher_only": round(tessy["total"] / teacher_only, 3),
+        # The same with the boundary model reading each token once: a boundary KV cache kept per sequence
+        # across turns (not built; the follower reads its window again at each turn's start).
+        "tessy_over_teacher_only_boundary_reads_once": round(
+            tessy_flops(r, p["tessy_trace_tokens"], p["teacher_active"], p["student_active"], p["boundary_active"],
+                        0)["total"] / teacher_only, 3),
         "floor_without_waste_or_boundary": float(f"{floor:.4g}"),
         "floor_over_teacher_only": round(floor / teacher_only, 3),
         "break_even_teacher_active_parameters": float(f"{break_even:.3g}"),
+        # where the floor (no waste, no boundary model) meets teacher-only: A_T L0 = (A_T + A_S) L
+        "break_even_teacher_active_parameters_at_the_floor": float(f"{p['student_active'] * p['tessy_trace_tokens'] / (p['teacher_only_trace_tokens'] - p['tessy_trace_tokens']):.3g}"),
     }
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
