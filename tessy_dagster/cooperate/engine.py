@@ -1,8 +1,11 @@
 """The cooperative engine (TESSY Algorithm 1), batched: many sequences in flight, one call per role a round.
 
-Each round groups the live sequences by role, asks that role's model for at most k tokens each (one batched
-call), asks the boundary model where each chunk stops being the role's (one batched call), keeps the text
-up to the cut completed to the next whitespace, and hands the rest of the trace to the other role. The
+Each round groups the live sequences by role and asks that role's model to continue each (one batched
+call); the boundary model says where each chunk stops being the role's, the text up to that cut completed
+to the next whitespace is kept, and the rest of the trace goes to the other role. On `hf` the boundary
+model follows each chunk while it is decoded and the sequence stops at its cut (`cut_while_decoding`);
+where a server decodes, each role writes at most k tokens, the boundary model is asked afterwards and what
+ran past the cut is thrown away (on `openai` without a round barrier: cooperate/pipelined.py). The
 models share text, not token ids, so their tokenizers and chat formats may differ: each model's prompt is
 its own template left inside its thinking section (`thinking_prompt`), continued by the shared text, and
 the answering model's prompt closes thinking and opens the answer its own way (`answer_prompt`). The
@@ -271,12 +274,9 @@ class CooperativeEngine:
                                   self.settings.sampling, stop_at_think_end=True, cache_keys=keys)
             starts = self.boundary.switch_starts([q.text for q in group], [o.text for o in outs], [role] * len(group))
         cuts = [choose_cut(out.text, s, q.fresh_turn) for q, out, s in zip(group, outs, starts)]
-        rolled_back = [(q, out, rest) for q, out, cut in zip(group, outs, cuts)
-                       if (rest := apply_chunk(q, role, out, cut))]
-        rolled = dict(zip(map(id, (q for q, _, _ in rolled_back)),
-                          model.count_tokens([text for _, _, text in rolled_back])))
-        for q, out in zip(group, outs):
-            self.count_turn(q, role, out, rolled.get(id(q), 0))
+        rolled_back = [apply_chunk(q, role, out, cut) for q, out, cut in zip(group, outs, cuts)]
+        for q, out, n in zip(group, outs, model.count_tokens(rolled_back)):  # one tokenizer call
+            self.count_turn(q, role, out, n)
         student_counts = self.models["student"].count_tokens([q.text for q in group])
         for q, n in zip(group, student_counts):
             _check_stops(q, n, self.settings)

@@ -100,7 +100,6 @@ class HFGenerator(LocalTokenizer):
         self.turn_end_ids = sorted({i for i in map(self._token_id, turn_ends) if i is not None and i != self.eos_id})
         self._cache: dict[str, _Cached] = {}
         self.reused_tokens = self.computed_tokens = 0  # prompt tokens taken from the cache / run through the model
-        self.generated_tokens = 0  # tokens sampled (each one position of a decode step)
 
     def generate(self, prompts: list[str], max_new_tokens: int | list[int], sampling: SamplingSettings,
                  stop_at_think_end: bool, cache_keys: list[str] | None = None, until=None) -> list[Generation]:
@@ -163,7 +162,6 @@ class HFGenerator(LocalTokenizer):
         past = self._batch_cache(keys, ids, total, window) if total - window > 0 else None
         new, reasons = self._decode(input_ids, mask, past, window, max_new_tokens, sampling, stops, stop_string,
                                     until, keys, ids)
-        self.generated_tokens += sum(map(len, new))
         results = []
         for row_new, reason in zip(new, reasons):
             n_kept = len(row_new) - 1 if reason == "stop" and row_new[-1] in stops else len(row_new)
