@@ -73,9 +73,7 @@ class ChunkFollower:
             anchors = []
             for i, (ids, offsets) in zip(fresh, self._encode(texts)):
                 out[i] = (ids, offsets)
-                end = len(self.windows[rows[i]])
-                first = next((t for t, (s, e) in enumerate(offsets) if s >= end and e > s), len(offsets))
-                anchors.append(max(0, first - 2))
+                anchors.append(max(0, first_chunk_token(offsets, len(self.windows[rows[i]])) - 2))
             tails = self._encode([text[out[i][1][a][0]:] if a else "" for i, text, a in zip(fresh, texts, anchors)])
             for i, a, (tail, _) in zip(fresh, anchors, tails):
                 ids, offsets = out[i]
@@ -136,13 +134,19 @@ class ChunkFollower:
         return [self.starts[row] for row in rows]
 
 
+def first_chunk_token(offsets, context_chars: int) -> int:
+    """The index of the first token of the chunk in the tokens of context + chunk (their character
+    offsets): the first non-empty token that starts at or after the context's end; len(offsets) if none."""
+    return next((t for t, (s, e) in enumerate(offsets) if s >= context_chars and e > s), len(offsets))
+
+
 def switch_starts_of(kinds: list[int], offsets, context_chars: int, chunk: str, keep: int) -> list[int]:
     """The chunk's switch starts, from the predicted kinds of a row (kinds[t]: the kind of token t + 1) and
     its tokens' character offsets in context + chunk: every chunk token, whitespace aside, whose predicted
     kind is not `keep`. The prediction for token t comes from position t - 1; the opening token of a
     trace has none and stays with the role that wrote it. Whitespace is never a boundary: it goes to
     whoever writes the next word."""
-    first = next((t for t, (s, e) in enumerate(offsets) if s >= context_chars and e > s), len(offsets))
+    first = first_chunk_token(offsets, context_chars)
     starts = []
     for t in range(max(first, 1), len(offsets)):
         start, end = offsets[t][0] - context_chars, offsets[t][1] - context_chars

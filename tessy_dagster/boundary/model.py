@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..settings import BoundarySettings
-from .follow import ChunkFollower, switch_starts_of
+from .follow import ChunkFollower, first_chunk_token, switch_starts_of
 from .windows import shift_left, token_is_style, word_index_of_chars
 
 ROLE_KEEPS = {"student": 1, "teacher": 0}  # the label a role keeps writing; the first other label is its cut
@@ -302,7 +302,7 @@ class BoundaryPredictor:
         enc = tokenizer([context + chunk for context, chunk in zip(contexts, chunks)], add_special_tokens=False,
                         return_offsets_mapping=True)
         for context, row_ids, offsets in zip(contexts, enc["input_ids"], enc["offset_mapping"]):
-            first_chunk = next((i for i, (s, e) in enumerate(offsets) if s >= len(context) and e > s), len(row_ids))
+            first_chunk = first_chunk_token(offsets, len(context))
             keep_from = max(0, first_chunk - self.context_tokens)
             rows.append((row_ids[keep_from:], offsets[keep_from:], len(context)))
         ids, attention, _ = _padded([r[0] for r in rows], tokenizer.pad_token_id)

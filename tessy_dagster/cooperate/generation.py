@@ -3,8 +3,9 @@
 Every backend has the model's tokenizer locally (for its chat template and token counts), the thinking
 format detected from that template (`format`: where thinking opens and ends, `think_end` its marker), and
 answers `generate(prompts, max_new_tokens, sampling, stop_at_think_end)` with one `Generation`
-per prompt (`max_new_tokens`: one limit for all, or one per prompt): the new text, its token count in the model's own tokenizer, and why it ended. A caller that
-calls again with the same sequence grown may name it (`cache_keys`) and `release` it when done.
+per prompt (`max_new_tokens`: one limit for all, or one per prompt): the new text, its token count in the
+model's own tokenizer, and why it ended. A caller that calls again with the same sequence grown may name
+it (`cache_keys`) and `release` it when done.
 `hf` (hf_backend.py) runs transformers in-process with a per-sequence KV cache; `vllm` (vllm_backend.py)
 runs vLLM's offline engine in-process; `openai` (openai_backend.py) calls a remote completions server.
 """
@@ -22,7 +23,9 @@ from ..settings import GenerationSettings, SamplingSettings
 class Generation:
     text: str
     n_tokens: int
-    finish_reason: str  # "length" (hit max_new_tokens), "stop" (end of turn), "think_end" (ended its thinking)
+    # "length" (hit max_new_tokens), "stop" (end of turn), "think_end" (ended its thinking), "cut" (hf: the
+    # caller's `until` stopped it at a cut while decoding)
+    finish_reason: str
 
 
 def per_prompt(max_new_tokens: int | list[int], n: int) -> list[int]:
