@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, asset
 
 from resources import StepLauncher, TessyConfig
 
-from tessy_dagster.cooperate.engine import ARM_PLAN
+from tessy_dagster.cooperate.baselines import uses_boundary
 
 from .common import OWNERS, materialize_heavy, upstream
 from .partitions import arm_partitions
@@ -15,15 +15,16 @@ CODE_VERSION = "7"  # 7: trace_key per row, per-prompt seeds (incremental synthe
 @asset(group_name="synthesis", kinds={"pytorch", "parquet"}, owners=OWNERS, code_version=CODE_VERSION,
        pool="cooperative_traces",
        partitions_def=arm_partitions, deps=["prompts", "teacher_model", "student_model", "boundary_model"],
-       description="Thinking traces per arm (tessy, teacher_only, and the ablations teacher_think and "
-                   "teacher_answer) with each span's author, token counts per role and how they ended; written "
-                   "in shards, so a killed run resumes.")
+       description="Thinking traces per arm (tessy, teacher_only, the ablations teacher_think and "
+                   "teacher_answer, and the baselines student_only, teacher_mix, teacher_score and "
+                   "teacher_reference) with each span's author, token counts per role and how they ended; "
+                   "written in shards, so a killed run resumes.")
 def cooperative_traces(context: AssetExecutionContext, tessy: TessyConfig, launcher: StepLauncher):
     arm = context.partition_key
     # Arms whose thinking is the teacher's alone never consult the boundary model, so a new boundary model
     # does not invalidate them.
     names = ("prompts", "teacher_model", "student_model") + (
-        ("boundary_model",) if ARM_PLAN[arm][0] == "cooperative" else ())
+        ("boundary_model",) if uses_boundary(arm) else ())
     inputs = {name: upstream(tessy, name) for name in names}
     s = tessy.settings
     result = materialize_heavy(context, tessy, launcher, asset="cooperative_traces", partition=arm,
@@ -55,7 +56,8 @@ def student_responses(context: AssetExecutionContext, tessy: TessyConfig, launch
 # What the student's own sampling does not depend on: the arms, cooperation's chunk sizes and round limit, and
 # verification (the student's own responses are drawn once per prompt, never again), so changing them keeps
 # the artifact and every corpus calibrated on it.
-NOT_STUDENT_SAMPLING = {"arms", "student_chunk_tokens", "teacher_chunk_tokens", "max_rounds", "verify_answers"}
+NOT_STUDENT_SAMPLING = {"arms", "student_chunk_tokens", "teacher_chunk_tokens", "max_rounds", "verify_answers",
+                        "score_candidates", "reference_prompt"}
 
 
 def student_sampling(tessy: TessyConfig) -> dict:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tessy_dagster.boundary.model import BoundaryPredictor
 from tessy_dagster.boundary.windows import lexicon_spans
-from tessy_dagster.cooperate.engine import PLANS, CooperativeEngine
+from tessy_dagster.cooperate.engine import ARM_PLAN, CooperativeEngine
 from tessy_dagster.cooperate.generation import load_generator
 from tessy_dagster.evaluate.benchmarks import judge_many
 from tessy_dagster.settings import load_settings
@@ -189,9 +189,9 @@ def main() -> None:
     settings = load_settings("toy", args.settings)
     coop = settings.cooperate
     arms = [a for a in args.arms.split(",") if a]
-    unknown = [a for a in arms if a not in PLANS]
+    unknown = [a for a in arms if a not in ARM_PLAN]
     if unknown:
-        raise SystemExit(f"unknown arm(s) {unknown}; choose among {sorted(PLANS)}")
+        raise SystemExit(f"unknown arm(s) {unknown}; choose among {sorted(ARM_PLAN)}")
     sampled = sample_prompts(settings, args.n_prompts, args.prompts_per_step, args.seed)
     prompts = {r["problem_id"]: r for r in sampled}
     home = Path(args.home)
@@ -219,7 +219,7 @@ def main() -> None:
                                **{step: summarize(by_step[step]) for step in STEP_COUNTS}, "all": summarize(rows)}
         print(json.dumps({arm: {s: {k: v for k, v in report["arms"][arm][s].items() if k != "ended"}
                                 for s in STEP_COUNTS}}), flush=True)
-        if PLANS[arm][0] == "cooperative":
+        if ARM_PLAN[arm][0] == "cooperative":
             for step in STEP_COUNTS:
                 bad = [r for r in by_step[step] if r["thinking_passed"] is False]
                 report["examples"].setdefault(arm, {})[step] = [

@@ -1,6 +1,6 @@
 """The one place that assembles assets and resources into Definitions (the Dagster code location).
 
-Settings come from the environment: TESSY_PROFILE (toy | micro), TESSY_SETTINGS (a JSON overrides file),
+Settings come from the environment: TESSY_PROFILE (toy | micro | research), TESSY_SETTINGS (a JSON overrides file),
 TESSY_HOME (the artifact root). The settings' `launcher.mode` says where heavy steps run: `local`
 subprocesses or Kubernetes Jobs.
 """

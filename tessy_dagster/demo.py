@@ -172,13 +172,14 @@ def next_task(ready: list[Task], running: list[Task]) -> Task | None:
     return next((t for t in sorted(ready, key=lambda t: -t.chain) if t.asset not in busy), None)
 
 
-def run_all(tasks: list[Task], jobs: int, log: Log, console: Console, after_each=lambda: None) -> None:
+def run_all(tasks: list[Task], jobs: int, log: Log, console: Console, after_each=lambda: None,
+            threads: int | None = None) -> None:
     """Start each task once its dependencies have succeeded, `jobs` at a time, the most work after it first, one task
     of an asset at a time (the instance's pools, instance/dagster.yaml, would hold a second one back anyway).
     `after_each` is called when a task has ended."""
     # torch's threads per run: the cores shared among the runs, never more threads than cores (a step that ran on
     # two threads while another shared the cores waited at every parallel region for a thread not running)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     finished: queue.Queue = queue.Queue()
     pending, running, outcome = list(tasks), {}, {}
     while pending or running:
@@ -268,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", default=None, help="write the wall time, each step's times and the scores here")
     parser.add_argument("--log", default=None, help="the full log (default: $TESSY_HOME/demo.log)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="materializations at once (the cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per run (default: the cores divided by --jobs; set it when several "
+                             "demos share the machine)")
     args = parser.parse_args(argv)
     home = tessy_home()
     profile = os.environ.get("TESSY_PROFILE", "toy")
@@ -294,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             write_report(Path(args.report), tasks, start, home, scored, arms)
 
     try:
-        run_all(tasks, max(1, args.jobs), log, console, after_each=report)
+        run_all(tasks, max(1, args.jobs), log, console, after_each=report, threads=args.threads)
     except KeyboardInterrupt:  # the runs got the same SIGINT from the terminal, and stop their steps
         console.say(f"\ninterrupted; full log: {log.path}")
         return 130

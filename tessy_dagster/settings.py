@@ -1,6 +1,7 @@
 """Typed settings of every stage, validated where they enter.
 
-Two built-in profiles: `toy` (the demo: minutes on two cores) and `micro` (the tests: seconds).
+Built-in profiles: `toy` (the demo: minutes on two cores), `micro` (the tests: seconds) and `research` (the
+paper's Table 1 on the toy world, every arm: benchmarks/table1.py).
 A JSON file of overrides, nested like `TessySettings`, may adjust either; a bad value fails at once
 with pydantic's message, which names the field.
 """
@@ -15,9 +16,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # How a trace's thinking and answer are written: tessy (cooperative thinking, student answer), teacher_only
-# (the teacher writes both), and the paper's ablations teacher_think (teacher thinking, student answer) and
-# teacher_answer (cooperative thinking, teacher answer).
-ALL_ARMS = ("tessy", "teacher_only", "teacher_think", "teacher_answer")
+# (the teacher writes both), the paper's ablations teacher_think (teacher thinking, student answer) and
+# teacher_answer (cooperative thinking, teacher answer), and its other baselines (Table 1): student_only (the
+# student's own traces), teacher_mix (teacher and student traces 1:1), teacher_score (the teacher's likelihood
+# picks one of the student's candidates) and teacher_reference (the student writes given the teacher's
+# response); cooperate/baselines.py builds the last three.
+ALL_ARMS = ("tessy", "teacher_only", "teacher_think", "teacher_answer", "student_only", "teacher_mix",
+            "teacher_score", "teacher_reference")
 ARMS = ("tessy", "teacher_only")  # the arms every profile runs unless `cooperate.arms` says otherwise
 REFERENCE_MODELS = ("teacher", "base")  # scored as they are, beside each arm's student
 
@@ -39,6 +44,7 @@ class ToyWorldSettings(_Strict):
     n_train_problems: int = Field(20000, ge=10)
     n_heldout_per_steps: int = Field(100, ge=2)  # held-out problems per step count (1, 2, 3)
     n_prompts: int = Field(1000, ge=4)  # task prompts for the cooperative stage
+    prompt_step_mix: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)  # the prompts' 1-, 2-, 3-step shares
     n_tests: int = Field(8, ge=1)
     test_range: int = Field(50, ge=5)  # hidden tests draw x from [-test_range, test_range]
     teacher: ModelShape = ModelShape(architecture="llama", vocab_size=500)
@@ -53,6 +59,14 @@ class ToyWorldSettings(_Strict):
     train_steps: int | None = Field(400, ge=1)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
+
+    @model_validator(mode="after")
+    def _mixes(self):
+        for name in ("prompt_step_mix", "teacher_step_mix", "student_step_mix"):
+            mix = getattr(self, name)
+            if min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
+                raise ValueError(f"{name} {list(mix)}: the 1-, 2- and 3-step shares must be >= 0 and sum to 1")
+        return self
 
 
 class SamplingSettings(_Strict):
@@ -304,6 +318,11 @@ class CooperateSettings(_Strict):
     # again while the answer fails in the sandbox; the first passing sample is kept (else the last). An arm
     # not listed (or N = 1) draws one sample. Every trace is judged once either way (its correctness columns).
     verify_answers: dict[str, int] = {}
+    # teacher_score: the student's candidates per prompt, the teacher's likelihood keeps one (the paper: 5)
+    score_candidates: int = Field(5, ge=1)
+    # teacher_reference: the student's prompt, with the task and the teacher's response (thinking, answer)
+    reference_prompt: str = ("{prompt}\n\nA reference solution written by another model:\n{reference}\n\n"
+                             "Solve the task in your own words.")
     judge_workers: int = Field(2, ge=1)  # sandbox runs at a time when judging traces
 
     @model_validator(mode="after")
@@ -311,6 +330,10 @@ class CooperateSettings(_Strict):
         unknown = [a for a in self.arms if a not in ALL_ARMS]
         if unknown or not self.arms or len(set(self.arms)) != len(self.arms):
             raise ValueError(f"arms {list(self.arms)}: choose distinct arms among {list(ALL_ARMS)}")
+        try:
+            self.reference_prompt.format(prompt="", reference="")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"reference_prompt: only {{prompt}} and {{reference}} may be filled in ({err!r})")
         for arm, n in self.verify_answers.items():
             if arm not in ALL_ARMS:
                 raise ValueError(f"verify_answers: unknown arm {arm!r}; choose among {list(ALL_ARMS)}")
@@ -608,7 +631,25 @@ def _micro() -> dict:
     }
 
 
-PROFILES = {"toy": dict, "micro": _micro}
+def _research() -> dict:
+    """The paper's Table 1 on the toy world (benchmarks/table1.py runs it, one seed per TESSY_HOME): every arm,
+    the same SFT for each. Decided before any run of it, not tuned on its results:
+    - prompts 3-step heavy and no 1-step ones: every 1-step toy prompt and about half the 2-step ones are
+      benchmark problems word for word (the families are small) and the corpus filter drops them, so they
+      would only cost synthesis time; the 3-step prompts are what carries the teacher's capability;
+    - 600 prompts and 4 epochs of SFT: what three seeds of eight arms cost on two cores in about an hour
+      (the demo's 1,000 prompts and 3 epochs taught 3-step problems to no arm; 4,000 prompts and 375 SFT steps
+      taught teacher_only 0.39 in an earlier run, too long to run here for eight arms and three seeds);
+    - time caps far above what the step budgets need, so the steps decide on a loaded machine, not the clock."""
+    return {
+        "profile": "research",
+        "toyworld": {"n_prompts": 600, "prompt_step_mix": (0.0, 0.25, 0.75), "train_seconds": 3600.0},
+        "cooperate": {"arms": list(ALL_ARMS)},
+        "sft": {"epochs": 4, "max_seconds": 7200.0},
+    }
+
+
+PROFILES = {"toy": dict, "micro": _micro, "research": _research}
 
 
 def _merge(base: dict, overrides: dict) -> dict:

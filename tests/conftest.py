@@ -55,6 +55,8 @@ UNPARTITIONED = ["prompts", "benchmark", "teacher_model", "student_model", "boun
                  "student_responses"]
 ARM_ASSETS = ["cooperative_traces", "sft_corpus", "student_checkpoint"]
 ABLATIONS = ("teacher_think", "teacher_answer")  # the paper's ablation arms: traces and corpus only, for time
+# the paper's other baselines (cooperate/baselines.py): traces only, for time (their corpus is any arm's)
+BASELINES = ("student_only", "teacher_mix", "teacher_score", "teacher_reference")
 
 
 def micro_resources(home, overrides=""):
@@ -92,6 +94,8 @@ def micro_graph(tmp_path_factory):
         results[f"scores_{arm}"] = run(["benchmark_scores"], arm)
     for arm in ABLATIONS:
         results[arm] = run(["cooperative_traces", "sft_corpus"], arm)
+    for arm in BASELINES:
+        results[arm] = run(["cooperative_traces"], arm)
     return MicroGraph(home, dagster_home, instance, results)
 
 

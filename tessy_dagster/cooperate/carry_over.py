@@ -16,6 +16,7 @@ scheduled, never what a prompt's trace is a sample of.
   forward batch. They change which prompts share a batch, as an incremental run does anyway (see the seeds).
 - `verify_answers`: replaced by the one number that matters to this arm, its samples per prompt.
 - `judge_workers`: sandbox runs at a time; each trace is judged alone.
+- `score_candidates`, `reference_prompt`: read by one baseline arm each (`ONE_ARM_SETTINGS`), in its key only.
 - `pipelined_requests`: whether a served model's requests wait for a round; each request is the same.
 - `generation.memory_share`, `kv_cache_mib`: the vLLM engine's memory; `concurrency`, `timeout_s`,
   `max_retries`, `backoff_s`, `api_key_env`: how the openai client talks to its server (a failed request
@@ -55,13 +56,17 @@ NOT_TRACE_INPUTS = {
                    "backoff_s", "api_key_env"},
 }
 
+# Settings one arm alone reads (cooperate/baselines.py): in that arm's keys only.
+ONE_ARM_SETTINGS = {"score_candidates": "teacher_score", "reference_prompt": "teacher_reference"}
+
 
 def trace_keys(prompts: list[tuple[str, str, str]], *, arm: str, provenance: dict, settings: CooperateSettings,
                samples: int, code_version: str) -> dict[str, str]:
     """prompt id -> the digest of what its trace depends on. `prompts` are (id, text, tests); `provenance` is
     what every row records about the models and sampling (the digests it names are the models it used)."""
+    exclude = {**NOT_TRACE_INPUTS, **{name: True for name, reader in ONE_ARM_SETTINGS.items() if reader != arm}}
     shared = digest_json({"arm": arm, "provenance": provenance, "samples": samples, "code_version": code_version,
-                          "settings": settings.model_dump(exclude=NOT_TRACE_INPUTS)})
+                          "settings": settings.model_dump(exclude=exclude)})
     return {pid: digest_json([shared, pid, text, tests]) for pid, text, tests in prompts}
 
 

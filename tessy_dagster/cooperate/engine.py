@@ -23,17 +23,16 @@ from ..settings import CooperateSettings
 
 OTHER = {"student": "teacher", "teacher": "student"}
 NORMAL_END = "end_of_thinking"
-# arm -> (who thinks, who answers): the paper's arm and baseline, and its two ablations
+# arm -> (who thinks, who answers): the paper's arm and baseline, its two ablations, and the student alone
+# (its own traces: a baseline arm, and what `student_responses` samples for the drift metrics). The paper's
+# other baselines are built from these plans (cooperate/baselines.py).
 ARM_PLAN = {
     "tessy": ("cooperative", "student"),
     "teacher_only": ("teacher", "teacher"),
     "teacher_think": ("teacher", "student"),
     "teacher_answer": ("cooperative", "teacher"),
+    "student_only": ("student", "student"),
 }
-# The student alone: its own traces, the reference the drift metrics are calibrated on (not an arm of the
-# comparison, so not a partition; `student_responses` writes them).
-SINGLE_MODEL_PLAN = {"student_only": ("student", "student")}
-PLANS = {**ARM_PLAN, **SINGLE_MODEL_PLAN}
 
 
 @dataclass
@@ -206,9 +205,9 @@ class CooperativeEngine:
 
     def run(self, arm: str, prompts: list[tuple[str, str]]) -> list[dict]:
         """One row per prompt: the arm's thinking (cooperative or the teacher's alone), then its answer."""
-        if arm not in PLANS:
-            raise ValueError(f"unknown arm {arm!r}; choose one of {sorted(PLANS)}")
-        thinking, answer_role = PLANS[arm]
+        if arm not in ARM_PLAN:
+            raise ValueError(f"unknown arm {arm!r}; choose one of {sorted(ARM_PLAN)}")
+        thinking, answer_role = ARM_PLAN[arm]
         if thinking == "cooperative":
             return self.run_tessy(prompts, arm=arm, answer_role=answer_role)
         return self.run_single(prompts, arm=arm, thinker=thinking, answer_role=answer_role)

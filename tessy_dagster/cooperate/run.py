@@ -32,7 +32,8 @@ from ..evaluate.sandbox import SandboxLimits
 from ..settings import ALL_ARMS, CooperateSettings
 from ..storage import read_table, write_table
 from .carry_over import carry_over, draw_seed, prompt_seed, trace_keys
-from .engine import PLANS, SINGLE_MODEL_PLAN, CooperativeEngine
+from .baselines import draw_arm, uses_boundary
+from .engine import CooperativeEngine
 from .generation import load_generator
 
 
@@ -42,9 +43,9 @@ def write_traces(*, arm: str, teacher_dir, student_dir, boundary_dir, prompts_pa
     """Write `out_dir/traces.parquet`, one row per prompt, and return its metrics. `previous` is the
     traces.parquet of the artifact being replaced (its rows with unchanged trace keys are carried over);
     `code_version` is the step's, part of every trace key."""
-    if arm not in ALL_ARMS + tuple(SINGLE_MODEL_PLAN):
-        raise ValueError(f"unknown arm {arm!r}; choose one of {ALL_ARMS + tuple(SINGLE_MODEL_PLAN)}")
-    cooperative = PLANS[arm][0] == "cooperative"
+    if arm not in ALL_ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose one of {ALL_ARMS}")
+    cooperative = uses_boundary(arm)
     if cooperative and not boundary_dir:
         raise ValueError(f"the {arm} arm needs a boundary model (boundary_dir)")
     table = read_table(prompts_path).to_pylist()
@@ -73,7 +74,7 @@ def write_traces(*, arm: str, teacher_dir, student_dir, boundary_dir, prompts_pa
         seeds = {pid: prompt_seed(settings.seed, pid) for pid, _ in to_generate}
         for i in todo:
             rows = _sample_shard(engine, arm, shards[i], seeds, keys, max_samples, tests, settings,
-                                 f"shard {i + 1}/{len(shards)}", progress, torch)
+                                 f"shard {i + 1}/{len(shards)}", progress, torch, teacher_dir)
             _write_shard(rows, work_dir, i)
             judged = [r for r in rows if r["answer_passed"] is not None]
             progress(f"shard {i + 1}/{len(shards)} written ({len(rows)} traces, answers passing "
@@ -98,7 +99,8 @@ def sample_seed(first_seed: int, sample: int) -> int:
     return first_seed + (sample - 1) * 2 ** 32
 
 
-def _sample_shard(engine, arm, prompts, seeds, keys, max_samples, tests, settings, label, progress, torch):
+def _sample_shard(engine, arm, prompts, seeds, keys, max_samples, tests, settings, label, progress, torch,
+                  teacher_dir):
     """The shard's final rows: one draw of every prompt, then draws of the prompts whose answer failed, up to
     `max_samples` in all; each row judged and numbered."""
     final: dict[str, dict] = {}
@@ -107,8 +109,10 @@ def _sample_shard(engine, arm, prompts, seeds, keys, max_samples, tests, setting
     for sample in range(1, max_samples + 1):
         # A draw does not depend on which shards or draws ran before it; each row records its prompt's seed.
         draw = {pid: sample_seed(seeds[pid], sample) for pid, _ in pending}
-        torch.manual_seed(draw_seed(draw.values()))
-        rows = engine.run(arm, pending)
+        seed = draw_seed(draw.values())
+        torch.manual_seed(seed)
+        rows = draw_arm(engine, arm, pending, seed=seed, settings=settings, teacher_dir=teacher_dir,
+                        progress=progress)
         verdicts = judge_traces(rows, tests, limits=limits, workers=settings.judge_workers)
         for row, verdict in zip(rows, verdicts):
             row.update(sample=sample, seed=draw[row["prompt_id"]], trace_key=keys[row["prompt_id"]],

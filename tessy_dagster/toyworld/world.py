@@ -9,8 +9,8 @@ from . import tasks
 
 
 def prompt_problems(settings: ToyWorldSettings) -> list[tasks.Problem]:
-    """Task prompts for the cooperative stage: an even mix of 1- to 3-step training-split problems."""
-    return tasks.generate_problems(settings.n_prompts, (1 / 3, 1 / 3, 1 / 3), settings.seed, settings.n_tests,
+    """Task prompts for the cooperative stage: 1- to 3-step training-split problems in `prompt_step_mix`."""
+    return tasks.generate_problems(settings.n_prompts, settings.prompt_step_mix, settings.seed, settings.n_tests,
                                    settings.test_range, "prompts")
 
 

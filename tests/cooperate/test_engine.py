@@ -3,6 +3,8 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
+from tessy_dagster.cooperate.baselines import COMPOSITE_ARMS, choose_by_teacher, reference_prompt
+from tessy_dagster.cooperate.carry_over import prompt_seed
 from tessy_dagster.cooperate.engine import ARM_PLAN, complete_to_whitespace, has_repetition_loop
 from tessy_dagster.cooperate.run import write_traces
 from tessy_dagster.settings import ALL_ARMS, CooperateSettings
@@ -75,7 +77,7 @@ def test_teacher_only_is_written_by_the_teacher(traces):
 
 
 def test_the_ablation_arms_take_thinking_and_answer_from_the_right_models(traces):
-    assert set(ARM_PLAN) == set(ALL_ARMS)
+    assert set(ARM_PLAN) | set(COMPOSITE_ARMS) == set(ALL_ARMS)
     _, think = traces["teacher_think"]
     assert all(r["n_tokens_student"] == 0 and r["n_switches"] == 0 for r in think)
     assert all(r["answer_author"] == ("student" if r["ended"] == "end_of_thinking" else "none") for r in think)
@@ -91,11 +93,11 @@ def test_tessy_needs_a_boundary_model(micro_world, micro, tmp_path):
                      boundary_dir=None, prompts_path=micro_world["prompts"] / "prompts.parquet", digests={},
                      settings=CooperateSettings(), context_tokens=8, out_dir=tmp_path, work_dir=tmp_path / "w")
     with pytest.raises(ValueError, match="unknown arm"):
-        write_traces(arm="teacher_mix", teacher_dir="", student_dir="", boundary_dir=None, prompts_path="",
+        write_traces(arm="teacher_blend", teacher_dir="", student_dir="", boundary_dir=None, prompts_path="",
                      digests={}, settings=CooperateSettings(), context_tokens=8, out_dir=tmp_path,
                      work_dir=tmp_path / "w")
     with pytest.raises(ValueError, match="arms"):
-        CooperateSettings(arms=("tessy", "teacher_mix"))
+        CooperateSettings(arms=("tessy", "teacher_blend"))
 
 
 def test_engine_keeps_no_cache_after_a_run(micro_world, micro):
@@ -227,3 +229,42 @@ def test_learned_chunk_lengths_follow_each_roles_turns():
     for n in range(10, 30):
         learned.record("teacher", n)
     assert learned.ask("teacher", 0) == 20 and learned.ask("teacher", 25) == 3  # remaining 1, 1, 2, 2, 3, 3, 4, 4
+
+
+def _written_by(row: dict, model: str) -> bool:
+    """The row's thinking and answer are the model's alone (an empty trace counts for either)."""
+    other = "student" if model == "teacher" else "teacher"
+    return row[f"n_tokens_{other}"] == 0 and row["answer_author"] in (model, "none") and \
+        all(span["author"] == model for span in row["spans"])
+
+
+def test_teacher_mix_takes_each_prompt_from_the_teacher_or_the_student_by_its_seed(traces, micro):
+    _, rows = traces["teacher_mix"]
+    by_teacher = [prompt_seed(micro.cooperate.seed, r["prompt_id"]) % 2 == 0 for r in rows]
+    assert 0 < sum(by_teacher) < len(rows)  # both writers on the micro prompts
+    for row, teacher in zip(rows, by_teacher):
+        assert _written_by(row, "teacher" if teacher else "student"), row["prompt_id"]
+
+
+def test_teacher_score_and_teacher_reference_are_the_students_writing(traces):
+    for arm in ("teacher_score", "teacher_reference"):
+        _, rows = traces[arm]
+        assert all(_written_by(r, "student") for r in rows)
+        assert all(r["prompt"].startswith("Write a Python function") and "reference" not in r["prompt"]
+                   for r in rows)  # the task's own prompt: what the student is fine-tuned on
+
+
+def test_the_teacher_prefers_its_own_traces_to_the_students(traces, micro_world):
+    """teacher_score's judge, on candidates whose answer is known: the teacher's own traces are far likelier
+    under the teacher than the student's (its style, its tokenizer's habits), whichever candidate comes first."""
+    student, teacher = traces["student_only"][1], traces["teacher_only"][1]
+    assert choose_by_teacher(micro_world["teacher"], [student, teacher]) == [1] * len(student)
+    assert choose_by_teacher(micro_world["teacher"], [teacher, student]) == [0] * len(student)
+
+
+def test_the_reference_prompt_holds_the_task_and_the_teachers_response():
+    settings = CooperateSettings()
+    prompt = reference_prompt(settings, "Write f.", {"thinking": "Hmm, wait. Step 1: x.\n", "answer": "def f(x): ..."})
+    assert prompt.startswith("Write f.") and "Hmm, wait. Step 1: x.\ndef f(x): ..." in prompt
+    with pytest.raises(ValueError, match="reference_prompt"):
+        CooperateSettings(reference_prompt="{prompt} {answer}")
