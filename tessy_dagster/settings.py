@@ -637,13 +637,14 @@ def _research() -> dict:
     - prompts 3-step heavy and no 1-step ones: every 1-step toy prompt and about half the 2-step ones are
       benchmark problems word for word (the families are small) and the corpus filter drops them, so they
       would only cost synthesis time; the 3-step prompts are what carries the teacher's capability;
-    - 600 prompts and 4 epochs of SFT: what three seeds of eight arms cost on two cores in about an hour
-      (the demo's 1,000 prompts and 3 epochs taught 3-step problems to no arm; 4,000 prompts and 375 SFT steps
-      taught teacher_only 0.39 in an earlier run, too long to run here for eight arms and three seeds);
+    - 1,000 prompts (750 of them 3-step) and 4 epochs of SFT: what three seeds of eight arms cost on two
+      cores in about an hour and a half (the demo's 1,000 prompts, a third of them 3-step, and 3 epochs taught
+      3-step problems to no arm; 4,000 prompts and 375 SFT steps taught teacher_only 0.39 in an earlier run,
+      too long to run here for eight arms and three seeds);
     - time caps far above what the step budgets need, so the steps decide on a loaded machine, not the clock."""
     return {
         "profile": "research",
-        "toyworld": {"n_prompts": 600, "prompt_step_mix": (0.0, 0.25, 0.75), "train_seconds": 3600.0},
+        "toyworld": {"n_prompts": 1000, "prompt_step_mix": (0.0, 0.25, 0.75), "train_seconds": 3600.0},
         "cooperate": {"arms": list(ALL_ARMS)},
         "sft": {"epochs": 4, "max_seconds": 7200.0},
     }
