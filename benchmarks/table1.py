@@ -41,6 +41,8 @@ from tessy_dagster.settings import ALL_ARMS, REFERENCE_MODELS  # noqa: E402
 from tessy_dagster.storage import MANIFEST, artifact_dir, read_manifest  # noqa: E402
 
 MODELS = REFERENCE_MODELS + ALL_ARMS  # the rows of the table: the teacher, the base student, each arm's student
+# per seed, beside the models: the base student's NLL of its own traces per span kind
+OWN = "student_own"
 STEP_COUNTS = ("1-step", "2-step", "3-step")
 # The paper's Table 1 (GPT-OSS-120B -> Qwen3-8B), pass@1 in %, LCB-V5 / LCB-V6 / LCB-Pro / OJBench
 # (../shared/TESSY.md, §6); teacher_answer and teacher_reference as the paper names them.
@@ -156,7 +158,20 @@ def seed_figures(home: Path) -> dict:
                 if (folder / MANIFEST).exists():
                     entry[name] = read_manifest(folder)["metrics"].get(key)
         out[model] = entry
+    out[OWN] = student_own_nll(home)
     return out
+
+
+def student_own_nll(home: Path) -> dict:
+    """The base student's NLL of its own traces, per span kind (the drift gate's calibration, the same for
+    every arm of the seed): what an arm's corpus NLL is measured against."""
+    for arm in ALL_ARMS:
+        report = artifact_dir(home, "sft_corpus", arm) / "drift_report.json"
+        if report.exists():
+            columns = json.loads(report.read_text()).get("calibration", {}).get("columns", {})
+            return {name: _get(columns, f"nll_{name.split('_', 1)[1]}", "mean")
+                    for name in ("nll_style", "nll_capability", "nll_answer")}
+    return {}
 
 
 def seed_cost(home: Path) -> dict:
@@ -182,11 +197,11 @@ def aggregate(per_seed: dict[int, dict]) -> dict:
     """Per model and figure: the mean and sample sd over the seeds that have it; per arm its difference from
     base, seed by seed (paired: the same world), with their mean and sd."""
     out = {}
-    for model in MODELS:
+    for model in MODELS + (OWN,):
         names = sorted({k for figures in per_seed.values() for k in figures.get(model, {})})
         out[model] = {name: _mean_sd([figures.get(model, {}).get(name) for figures in per_seed.values()])
                       for name in names}
-        if model != "base":
+        if model not in ("base", OWN):
             for column in ("pass@1",) + STEP_COUNTS:
                 diffs = [figures[model][column] - figures["base"][column] for figures in per_seed.values()
                          if isinstance(figures.get(model, {}).get(column), (int, float))
@@ -218,7 +233,11 @@ def markdown(summary: dict, n_seeds: int) -> str:
                      + f" | {_cell(s.get('pass@1 minus base', {})) if model != 'base' else '—'}"
                      + f" | {_cell(s.get('teacher_marker_rate', {}), 2)} | {_cell(s.get('student_marker_rate', {}), 2)}"
                      + f" | {nll if model in ALL_ARMS else '—'} | {paper} |")
-    return "\n".join(lines) + f"\n\nmean ± sample sd over {n_seeds} seeds (toy pass@1, 100 held-out problems a step count)"
+    own = summary.get(OWN, {})
+    own_nll = " / ".join(_cell(own.get(k, {}), 3) for k in ("nll_style", "nll_capability", "nll_answer"))
+    return ("\n".join(lines) + f"\n\nmean ± sample sd over {n_seeds} seeds (toy pass@1, 100 held-out problems a "
+            f"step count); corpus NLL: the base student's mean NLL per token of the arm's corpus, per span kind "
+            f"(its own traces: {own_nll})")
 
 
 def main(argv=None) -> int:

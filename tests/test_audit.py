@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import DagsterInstance, materialize
 
-from conftest import micro_resources
+from conftest import BASELINES, micro_resources
 from tessy_dagster.audit import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, audit, main
 from tessy_dagster.audit_queries import QUERIES, run_query
 from tessy_dagster.definitions import all_assets, all_checks
@@ -21,7 +21,7 @@ from tessy_dagster.storage import read_manifest, write_manifest
 CHECKPOINT_LINEAGE = {"student_checkpoint[tessy]", "sft_corpus[tessy]", "cooperative_traces[tessy]", "prompts",
                       "benchmark", "teacher_model", "student_model", "boundary_dataset", "boundary_model",
                       "student_responses"}
-ARMS_WITH_TRACES = ("tessy", "teacher_only", "teacher_think", "teacher_answer")
+ARMS_WITH_TRACES = ("tessy", "teacher_only", "teacher_think", "teacher_answer")  # and a corpus (BASELINES: traces)
 
 
 def _copy(home: Path, tmp_path: Path) -> Path:
@@ -235,7 +235,7 @@ def test_teacher_token_share_follows_the_checkpoint_to_its_corpus_and_spans(micr
 
 def test_traces_by_switch_count_and_dropped_by_reason_count_the_files(micro_graph):
     home = micro_graph.home
-    switches = Counter((t["arm"], t["n_switches"]) for arm in ARMS_WITH_TRACES
+    switches = Counter((t["arm"], t["n_switches"]) for arm in ARMS_WITH_TRACES + BASELINES
                        for t in _table(home, "cooperative_traces", arm, "traces.parquet"))
     rows = run_query(home, "traces_by_switch_count").as_dicts()
     assert {(r["arm"], r["switches"]): r["traces"] for r in rows} == switches

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from conftest import BASELINES
 from tessy_dagster import compare, plots, schemas
 from tessy_dagster.storage import write_manifest, write_table
 
@@ -223,7 +224,8 @@ def test_the_table_matches_every_models_summary(compared):
                 assert b["pass@1"] == pytest.approx(bucket_scores["pass@1"])
         assert f"| {model} |" in metadata["comparison"]
     # the micro graph scores the references and the two main arms; the ablations are missing, and said so
-    assert metadata["missing"] == "teacher_think, teacher_answer" and metadata["models_missing"] == 2
+    unscored = ("teacher_think", "teacher_answer") + BASELINES
+    assert metadata["missing"] == ", ".join(unscored) and metadata["models_missing"] == len(unscored)
     assert "Not scored (no benchmark_scores artifact): teacher_think, teacher_answer." in metadata["comparison"]
 
 
@@ -264,6 +266,7 @@ def test_an_unchanged_comparison_is_reused_and_a_missing_partition_is_reported(c
     assert _metadata(run(), "arm_comparison")["reused"] is True
     shutil.rmtree(home / "benchmark_scores" / "teacher_only")
     metadata = _metadata(run(), "arm_comparison")
-    assert metadata["reused"] is False and metadata["missing"] == "teacher_only, teacher_think, teacher_answer"
+    assert metadata["reused"] is False and \
+        metadata["missing"] == ", ".join(("teacher_only", "teacher_think", "teacher_answer") + BASELINES)
     assert "toy.tessy_minus_teacher_only.diff" not in metadata and "toy.tessy_minus_base.diff" in metadata
     assert "- **toy**: teacher_only not scored on toy: no verdict." in metadata["comparison"]
