@@ -240,6 +240,31 @@ def markdown(summary: dict, n_seeds: int) -> str:
             f"(its own traces: {own_nll})")
 
 
+CORPUS_COLUMNS = (("records", "corpus_records", 0), ("teacher token share", "traces_teacher_token_share", 3),
+                  ("thinking right", "corpus_thinking_right", 3), ("answer right", "corpus_answer_right", 3),
+                  ("NLL style", "nll_style", 2), ("NLL capability", "nll_capability", 2), ("NLL answer", "nll_answer", 2),
+                  ("teacher markers", "corpus_teacher_marker_rate", 2), ("similarity", "similarity_to_student", 3),
+                  ("SFT steps", "sft_steps", 0), ("SFT loss first / final", None, 3))
+
+
+def corpus_markdown(summary: dict) -> str:
+    """What each arm trained on (means ± sd over seeds): the corpus' size, author shares, correctness, its
+    NLL under the base student per span kind, and the SFT's length and losses."""
+    lines = ["| arm | " + " | ".join(c for c, _, _ in CORPUS_COLUMNS) + " |", "|" + "---|" * (len(CORPUS_COLUMNS) + 1)]
+    for arm in ALL_ARMS:
+        s = summary.get(arm, {})
+        if not s.get("corpus_records", {}).get("n"):
+            continue
+        cells = []
+        for _, key, digits in CORPUS_COLUMNS:
+            if key is None:
+                cells.append(f"{_cell(s.get('sft_first_loss', {}), digits)} / {_cell(s.get('sft_final_loss', {}), digits)}")
+            else:
+                cells.append(_cell(s.get(key, {}), digits))
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="a folder for the seeds' homes (ROOT/seed-N)")
@@ -247,25 +272,46 @@ def main(argv=None) -> int:
     parser.add_argument("--prompts", type=int, default=None, help="toyworld.n_prompts (default: the profile's)")
     parser.add_argument("--sft-epochs", type=int, default=None, help="sft.epochs (default: the profile's)")
     parser.add_argument("--report-only", action="store_true", help="aggregate the homes as they are")
+    parser.add_argument("--ungated", nargs="*", default=[], metavar="ARM@SEED=HOME",
+                        help="a partition the drift gate blocked, trained in a copy of the seed's home (HOME) with "
+                             "the failed expectation off: its figures fill the seed's row in the table (marked); "
+                             "the means as gated are kept in the JSON as well")
+    parser.add_argument("--run-record", default=None,
+                        help="with --report-only: an earlier output JSON whose run record (wall time, exit statuses) "
+                             "to keep")
     parser.add_argument("--out", required=True, help="the JSON to write")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     run = None if args.report_only else run_seeds(root, args.seeds, args.prompts, args.sft_epochs)
-    per_seed = {seed: seed_figures(root / f"seed-{seed}") for seed in args.seeds}
+    if run is None and args.run_record:
+        run = json.loads(Path(args.run_record).read_text())["run"]
+    gated = {seed: seed_figures(root / f"seed-{seed}") for seed in args.seeds}
+    per_seed = json.loads(json.dumps(gated))  # a copy, keys as strings like the JSON's
+    filled = []
+    for spec in args.ungated:
+        arm_seed, home = spec.split("=", 1)
+        arm, seed = arm_seed.split("@")
+        per_seed[seed][arm] = {**seed_figures(Path(home))[arm], "ungated_home": home}
+        filled.append(f"{arm} in seed {seed}")
     summary = aggregate(per_seed)
     table = markdown(summary, len(args.seeds))
+    if filled:
+        table += (f"; blocked by the drift gate and trained with its failed expectation off (the figures of "
+                  f"a copy of the seed's home): {', '.join(filled)}")
+    corpus_table = corpus_markdown(summary)
     result = {
         "what": "the paper's Table 1 on the toy world: every arm through the asset graph, research profile",
         "command": "python benchmarks/table1.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores",
         "settings_overrides": {seed: seed_settings(seed, args.prompts, args.sft_epochs) for seed in args.seeds},
-        "run": run, "cost": {seed: seed_cost(root / f"seed-{seed}") for seed in args.seeds}, "per_seed": per_seed, "summary": summary, "table": table,
+        "ungated": args.ungated, "summary_as_gated": aggregate(gated),
+        "run": run, "cost": {seed: seed_cost(root / f"seed-{seed}") for seed in args.seeds}, "per_seed": per_seed, "summary": summary, "table": table, "corpus_table": corpus_table,
         "paper": {"suites": PAPER_SUITES, "pass@1_percent": PAPER},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(table)
+    print(table + "\n\n" + corpus_table)
     return 0 if run is None or all(code == 0 for code in run["exit_status"].values()) else 1
 
 
