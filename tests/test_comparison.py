@@ -226,7 +226,7 @@ def test_the_table_matches_every_models_summary(compared):
     # the micro graph scores the references and the two main arms; the ablations are missing, and said so
     unscored = ("teacher_think", "teacher_answer") + BASELINES
     assert metadata["missing"] == ", ".join(unscored) and metadata["models_missing"] == len(unscored)
-    assert "Not scored (no benchmark_scores artifact): teacher_think, teacher_answer." in metadata["comparison"]
+    assert f"Not scored (no benchmark_scores artifact): {', '.join(unscored)}." in metadata["comparison"]
 
 
 def test_the_verdict_is_the_paired_difference_of_the_scores(compared):
