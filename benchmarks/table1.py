@@ -37,8 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tessy_dagster.demo import arm_metrics, read_scores  # noqa: E402
 from tessy_dagster.settings import ALL_ARMS, REFERENCE_MODELS  # noqa: E402
-from tessy_dagster.storage import MANIFEST, artifact_dir, read_manifest  # noqa: E402
+from tessy_dagster.storage import artifact_dir  # noqa: E402
 
 MODELS = REFERENCE_MODELS + ALL_ARMS  # the rows of the table: the teacher, the base student, each arm's student
 # per seed, beside the models: the base student's NLL of its own traces per span kind
@@ -141,22 +142,21 @@ def _get(d, *path):
 
 def seed_figures(home: Path) -> dict:
     """Per scored model: its scores (toy suite) and, for an arm, what its stages recorded."""
+    scores = read_scores(home, MODELS)
+    stages = arm_metrics(home, ALL_ARMS)
     out = {}
     for model in MODELS:
         entry = {}
-        summary = artifact_dir(home, "benchmark_scores", model) / "summary.json"
-        if summary.exists():
-            toy = json.loads(summary.read_text()).get("toy", {})
+        if model in scores:
+            toy = scores[model].get("toy", {})
             entry["pass@1"] = toy.get("pass@1")
             for steps in STEP_COUNTS:
                 entry[steps] = _get(toy, "by_difficulty", steps, "pass@1")
             for key in ("teacher_marker_rate", "student_marker_rate", "mean_thinking_tokens", "truncation_rate"):
                 entry[key] = toy.get(key)
-        if model in ALL_ARMS:
-            for name, asset, key in ARM_FIGURES:
-                folder = artifact_dir(home, asset, model)
-                if (folder / MANIFEST).exists():
-                    entry[name] = read_manifest(folder)["metrics"].get(key)
+        for name, asset, key in ARM_FIGURES if model in ALL_ARMS else ():
+            if asset in stages[model]:
+                entry[name] = stages[model][asset].get(key)
         out[model] = entry
     out[OWN] = student_own_nll(home)
     return out
@@ -221,7 +221,7 @@ def markdown(summary: dict, n_seeds: int) -> str:
     """The README's table: pass@1 (mean ± sd over seeds) overall and per step count, beside the paper's."""
     head = ("| model | seeds | pass@1 | 1-step | 2-step | 3-step | pass@1 − base | teacher markers | student markers "
             "| corpus NLL style / capability / answer | paper " + " / ".join(PAPER_SUITES) + " |")
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for model in MODELS:
         s = summary.get(model, {})
         if not s.get("pass@1", {}).get("n"):
@@ -290,8 +290,11 @@ def main(argv=None) -> int:
     per_seed = json.loads(json.dumps(gated))  # a copy, keys as strings like the JSON's
     filled = []
     for spec in args.ungated:
-        arm_seed, home = spec.split("=", 1)
-        arm, seed = arm_seed.split("@")
+        arm_seed, _, home = spec.partition("=")
+        arm, _, seed = arm_seed.partition("@")
+        if arm not in ALL_ARMS or seed not in per_seed or not home:
+            parser.error(f"--ungated {spec!r}: expected ARM@SEED=HOME with an arm of {list(ALL_ARMS)} and one of "
+                         f"the seeds {args.seeds}")
         per_seed[seed][arm] = {**seed_figures(Path(home))[arm], "ungated_home": home}
         filled.append(f"{arm} in seed {seed}")
     summary = aggregate(per_seed)
@@ -306,7 +309,8 @@ def main(argv=None) -> int:
         "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores",
         "settings_overrides": {seed: seed_settings(seed, args.prompts, args.sft_epochs) for seed in args.seeds},
         "ungated": args.ungated, "summary_as_gated": aggregate(gated),
-        "run": run, "cost": {seed: seed_cost(root / f"seed-{seed}") for seed in args.seeds}, "per_seed": per_seed, "summary": summary, "table": table, "corpus_table": corpus_table,
+        "run": run, "cost": {seed: seed_cost(root / f"seed-{seed}") for seed in args.seeds},
+        "per_seed": per_seed, "summary": summary, "table": table, "corpus_table": corpus_table,
         "paper": {"suites": PAPER_SUITES, "pass@1_percent": PAPER},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
