@@ -17,6 +17,7 @@ Every other arm is one plan of the engine (`ARM_PLAN`).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 from ..settings import CooperateSettings
@@ -33,8 +34,8 @@ def uses_boundary(arm: str) -> bool:
 
 def draw_arm(engine: CooperativeEngine, arm: str, prompts: list[tuple[str, str]], *, seed: int,
              settings: CooperateSettings, teacher_dir, progress: Callable[[str], None] = print) -> list[dict]:
-    """One row per prompt (the engine's order for a plain plan, prompt order otherwise): the arm's trace. `seed` is what torch was seeded with for this draw
-    (teacher_score seeds each further candidate from it)."""
+    """One row per prompt (the engine's order for a plain plan, prompt order otherwise): the arm's trace.
+    `seed` is what torch was seeded with for this draw (teacher_score seeds each further candidate from it)."""
     if arm in ARM_PLAN:
         return engine.run(arm, prompts)
     if arm == "teacher_mix":
@@ -90,10 +91,23 @@ def choose_by_teacher(teacher_dir, candidates: list[list[dict]]) -> list[int]:
     from ..corpus.drift_metrics import CAPABILITY, student_nll
 
     flat = [row for rows in candidates for row in rows]
-    # the NLL of any model over a trace (the drift metrics' function, here with the teacher's folder)
-    scores = [_mean_nll(m) for m in student_nll(teacher_dir, flat, [[CAPABILITY] * len(r["thinking"]) for r in flat])]
+    model, local = _scoring_model(str(teacher_dir))
+    # the NLL of any model over a trace (the drift metrics' function, here with the teacher)
+    kinds = [[CAPABILITY] * len(r["thinking"]) for r in flat]
+    scores = [_mean_nll(m) for m in student_nll(teacher_dir, flat, kinds, model=model, local=local)]
     n = len(candidates[0])
     return [min(range(len(candidates)), key=lambda c: (scores[c * n + i], c)) for i in range(n)]
+
+
+@lru_cache(maxsize=1)
+def _scoring_model(teacher_dir: str):
+    """The teacher as a causal LM and its tokenizer, loaded once per process (a run scores shard after shard)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .generation import LocalTokenizer
+
+    return (AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float32).eval(), LocalTokenizer(teacher_dir))
 
 
 def _mean_nll(metrics: dict) -> float:
